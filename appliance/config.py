@@ -1,0 +1,383 @@
+"""Settings table, ini loading and validation.
+
+``SETTINGS`` is the single source for every key the appliance reads: validation,
+``config.example.ini`` and ``docs/configuration.md`` are generated from it, and a
+test fails when the committed files drift from it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from appliance.errors import ConfigError
+
+# ---------------------------------------------------------------------------
+# Converters. Each one parses ini text and raises ValueError on bad input; its
+# ``expected`` text completes the sentence "expected ..." in error messages.
+
+
+@dataclass(frozen=True)
+class Converter:
+    parse: Callable[[str], Any]
+    expected: str
+
+    def __call__(self, text: str) -> Any:
+        return self.parse(text)
+
+
+def integer(minimum: int | None = None, maximum: int | None = None, example: int = 10) -> Converter:
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if minimum is not None and value < minimum:
+            raise ValueError(text)
+        if maximum is not None and value > maximum:
+            raise ValueError(text)
+        return value
+
+    if minimum is not None and maximum is not None:
+        expected = f"a whole number from {minimum} to {maximum}, such as {example}"
+    elif minimum is not None:
+        expected = f"a whole number of at least {minimum}, such as {example}"
+    else:
+        expected = f"a whole number, such as {example}"
+    return Converter(parse, expected)
+
+
+def number(minimum: float = 0.0, example: float = 1.5) -> Converter:
+    def parse(text: str) -> float:
+        value = float(text.strip())
+        if value != value or value < minimum:  # NaN or below the minimum
+            raise ValueError(text)
+        return value
+
+    return Converter(parse, f"a number of at least {minimum:g}, such as {example:g}")
+
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def _parse_boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+boolean = Converter(_parse_boolean, "yes or no (also true/false, on/off, 1/0)")
+
+
+def text(pattern: str | None = None, expected: str = "any text") -> Converter:
+    compiled = re.compile(pattern) if pattern else None
+
+    def parse(value: str) -> str:
+        value = value.strip()
+        if compiled is not None and value and not compiled.fullmatch(value):
+            raise ValueError(value)
+        return value
+
+    return Converter(parse, expected)
+
+
+def choice(*options: str) -> Converter:
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in options:
+            raise ValueError(value)
+        return lowered
+
+    return Converter(parse, "one of " + ", ".join(options))
+
+
+def _parse_path(value: str) -> Path | None:
+    value = value.strip()
+    if not value:
+        return None
+    return Path(os.path.expanduser(value))
+
+
+path = Converter(_parse_path, "a file or folder path, such as ./data")
+
+
+def _parse_http_url(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(value)
+    parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    return value.rstrip("/")
+
+
+http_url = Converter(_parse_http_url, "an http:// or https:// address, such as http://192.168.1.10:8080")
+
+
+def _parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    items = [item.strip() for item in re.split(r"[,\s]+", value) if item.strip()]
+    return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+
+networks = Converter(
+    _parse_networks,
+    "a comma-separated list of IP networks, such as 127.0.0.0/8, 192.168.0.0/16",
+)
+
+
+def _parse_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+string_list = Converter(_parse_list, "a comma-separated list, such as Staff, Suppliers")
+
+# ---------------------------------------------------------------------------
+# The settings table.
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    default: str
+    convert: Converter
+    unit: str
+    help: str
+    secret: bool = False
+
+
+PRIVATE_AND_LOOPBACK = "127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7"
+
+SETTINGS: tuple[Setting, ...] = (
+    # [server]
+    Setting("server", "host", "0.0.0.0", text(), "",
+            "Address to listen on; 0.0.0.0 listens on every IPv4 address of the box."),
+    Setting("server", "port", "8080", integer(0, 65535, 8080), "",
+            "TCP port to listen on; 0 picks a free port (for tests)."),
+    Setting("server", "public_base_url", "", http_url, "",
+            "Address phones use to reach the appliance, with its port, such as "
+            "http://192.168.1.10:8080. Every link in the XML is built from it, because "
+            "some phones drop the port from the Host header. Empty: derived from host and port."),
+    Setting("server", "threads", "8", integer(1, 64, 8), "",
+            "Worker threads that serve requests."),
+    # [storage]
+    Setting("storage", "data_dir", "./data", path, "",
+            "Folder for the database, credentials and sync state; created if missing."),
+    # [directory]
+    Setting("directory", "title", "Company Directory", text(), "",
+            "Title of the directory's top menu on the phone (cut to 32 characters)."),
+    Setting("directory", "sort", "family", choice("family", "given", "display"), "",
+            "Order of browse and search results: by family name, given name or display name."),
+    Setting("directory", "name_format", "given_family", choice("given_family", "family_given"), "",
+            "How a person's name is shown: 'Ada Lovelace' (given_family) or "
+            "'Lovelace, Ada' (family_given)."),
+    Setting("directory", "page_size", "32", integer(1, 32, 32), "entries",
+            "Directory entries per page; Cisco phones accept at most 32."),
+    Setting("directory", "sample_contacts", "yes", boolean, "",
+            "Load the bundled fictional contacts when the store is empty, so the directory "
+            "works before any import or sync. They are removed by the first import or sync."),
+    # [dialplan]
+    Setting("dialplan", "home_country", "US", text(r"[A-Za-z]{2}", "a two-letter ISO country code, such as US or DE"), "",
+            "Country the PBX is in; numbers written without a country code are read as numbers of "
+            "this country, and numbers of this country are dialled in national form."),
+    Setting("dialplan", "outside_line_prefix", "", text(r"[0-9*#]*", "digits, * or #, such as 9"), "",
+            "Digits the PBX needs before an outside number, such as 9. Not added to internal extensions."),
+    Setting("dialplan", "international_prefix", "", text(r"[0-9*#]*", "digits, such as 00 or 011"), "",
+            "Digits that start an international call. Empty: the home country's usual prefix "
+            "(011 in the US, 00 in most of Europe)."),
+    Setting("dialplan", "national_prefix", "auto", text(r"auto|none|[0-9]*", "auto, none or digits, such as 0"), "",
+            "Trunk prefix for national calls: auto uses the home country's usual prefix "
+            "(0 in Germany and the UK, 1 in North America), none dials without one."),
+    Setting("dialplan", "extension", "pause", choice("pause", "drop"), "",
+            "What to do with an extension such as 'ext. 42': pause dials the number, waits one "
+            "second per comma and dials the extension; drop dials the main number only."),
+    Setting("dialplan", "internal_digits", "0", integer(0, 8, 4), "digits",
+            "Numbers of at most this many digits are internal extensions and are dialled as "
+            "they are, with no prefixes. 0 turns this off."),
+)
+
+# ---------------------------------------------------------------------------
+# Loading.
+
+
+class Section:
+    """Read-only attribute view of one section's converted values."""
+
+    def __init__(self, name: str, values: dict[str, Any]) -> None:
+        self._name = name
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"no setting [{self._name}] {key}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+
+class Config:
+    """Validated settings, reachable as ``config.server.port``."""
+
+    def __init__(self, values: dict[tuple[str, str], Any], path: Path | None,
+                 raw: dict[tuple[str, str], str]) -> None:
+        self.path = path
+        self._values = values
+        self._raw = raw
+        sections: dict[str, dict[str, Any]] = {}
+        for (section, key), value in values.items():
+            sections.setdefault(section, {})[key] = value
+        self._sections = {name: Section(name, items) for name, items in sections.items()}
+
+    def __getattr__(self, name: str) -> Section:
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise AttributeError(f"no config section [{name}]") from None
+
+    def get(self, section: str, key: str) -> Any:
+        return self._values[(section, key)]
+
+    def raw(self, section: str, key: str) -> str:
+        """Return the ini text a setting was read from (or its default)."""
+        return self._raw[(section, key)]
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "embedded defaults"
+
+    def is_set(self, section: str, key: str) -> bool:
+        """Tell whether the config file sets this key, rather than the default."""
+        return (section, key) in self._explicit
+
+    _explicit: frozenset[tuple[str, str]] = frozenset()
+
+
+def setting_index() -> dict[tuple[str, str], Setting]:
+    return {(s.section, s.key): s for s in SETTINGS}
+
+
+def _where(section: str, key: str, path: Path | None) -> str:
+    place = f"in [{section}]"
+    if path is not None:
+        place += f" of {path}"
+    return f"{key} {place}"
+
+
+def load_config(path: Path | str | None = None,
+                overrides: dict[tuple[str, str], str] | None = None) -> Config:
+    """Read and validate an ini file; ``None`` gives the embedded defaults.
+
+    Raises ConfigError with one line that names the file, section, key, value and
+    the expected form.
+    """
+    path = Path(path) if path is not None else None
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # keys are case-sensitive and reported as written
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8-sig") as handle:
+                parser.read_file(handle, source=str(path))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"Config file {path} not found: check the path given with --config, or run "
+                "without --config to use the embedded defaults."
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"Config file {path} cannot be read: {error}.") from None
+        except configparser.Error as error:
+            message = " ".join(str(error).split())
+            raise ConfigError(f"Config file {path} is not a valid ini file: {message}.") from None
+
+    return _validate(parser, path, overrides or {})
+
+
+def _validate(parser: configparser.ConfigParser, path: Path | None,
+              overrides: dict[tuple[str, str], str]) -> Config:
+    index = setting_index()
+    known_sections = {s.section for s in SETTINGS}
+    for section in parser.sections():
+        if section not in known_sections:
+            raise ConfigError(
+                f"Unknown section [{section}] in {path}: expected one of "
+                + ", ".join(f"[{name}]" for name in sorted(known_sections)) + "."
+            )
+        for key in parser[section]:
+            if (section, key) not in index:
+                valid = ", ".join(s.key for s in SETTINGS if s.section == section)
+                raise ConfigError(
+                    f"Unknown key {_where(section, key, path)}: expected one of {valid}."
+                )
+
+    values: dict[tuple[str, str], Any] = {}
+    raw: dict[tuple[str, str], str] = {}
+    explicit = set()
+    for setting in SETTINGS:
+        where = (setting.section, setting.key)
+        if where in overrides:
+            text_value = overrides[where]
+            explicit.add(where)
+        elif parser.has_option(setting.section, setting.key):
+            text_value = parser.get(setting.section, setting.key)
+            explicit.add(where)
+        else:
+            text_value = setting.default
+        try:
+            values[where] = setting.convert(text_value)
+        except ValueError:
+            shown = "(hidden)" if setting.secret else f'"{text_value}"'
+            raise ConfigError(
+                f"Invalid value {shown} for {_where(setting.section, setting.key, path)}: "
+                f"expected {setting.convert.expected}."
+            ) from None
+        raw[where] = text_value
+    config = Config(values, path, raw)
+    config._explicit = frozenset(explicit)
+    return config
+
+
+def iter_sections() -> Iterable[tuple[str, list[Setting]]]:
+    order: dict[str, list[Setting]] = {}
+    for setting in SETTINGS:
+        order.setdefault(setting.section, []).append(setting)
+    return order.items()
+
+
+def render_example_ini() -> str:
+    """Render ``config.example.ini``: every setting, commented out at its default."""
+    lines = [
+        "# Phonebook Appliance configuration.",
+        "# Every key is shown at its default, commented out. Uncomment and edit the ones",
+        "# you need; docs/configuration.md describes each key.",
+    ]
+    for section, settings in iter_sections():
+        lines += ["", f"[{section}]"]
+        for setting in settings:
+            unit = f" Unit: {setting.unit}." if setting.unit else ""
+            lines.append(f"# {setting.help}{unit}")
+            lines.append(f"#{setting.key} = {setting.default}")
+    return "\n".join(lines) + "\n"
+
+
+def render_reference_markdown() -> str:
+    """Render the settings tables of ``docs/configuration.md``."""
+    lines: list[str] = []
+    for section, settings in iter_sections():
+        lines += [f"### [{section}]", "", "| key | default | unit | meaning | accepted values |",
+                  "|---|---|---|---|---|"]
+        for setting in settings:
+            default = f"`{setting.default}`" if setting.default else "(empty)"
+            cells = [f"`{setting.key}`", default, setting.unit or "",
+                     setting.help, setting.convert.expected]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,12 @@
+"""The directory: contacts from the store, searched and paged for phones."""
+
+from __future__ import annotations
+
+from appliance.config import Config
+from appliance.store import Store
+
+
+class Directory:
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config

@@ -1,0 +1,95 @@
+"""Build the running appliance in one place: config, store, directory, web app, threads.
+
+The CLI, the frozen binary and the tests all call ``build_appliance``, so they run
+the same objects wired the same way. Importing this module creates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from appliance.config import Config
+from appliance.directory import Directory
+from appliance.sources.sample import load_sample_contacts
+from appliance.store import Store
+from appliance.web.app import create_app
+from appliance.web.middleware import RequestMiddleware
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Appliance:
+    """Everything one appliance process runs, with start and stop in one place."""
+
+    config: Config
+    store: Store
+    directory: Directory
+    wsgi: Callable = None  # the outermost WSGI callable, middleware included
+    bottle_app: Any = None
+    middleware: RequestMiddleware = None
+    # Background threads in start order; ``stop`` ends them in reverse order.
+    threads: list[Any] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    # Scheme, host and port that every absolute URL given to a phone starts with.
+    base_url: str = ""
+
+    def bind_port(self, port: int) -> None:
+        """Record the port the server really listens on and derive ``base_url``."""
+        self.base_url = derive_base_url(self.config, port)
+
+    def start_threads(self) -> None:
+        for worker in self.threads:
+            worker.start()
+
+    def stop(self) -> None:
+        """Stop background threads in reverse start order, then close the store."""
+        self.stop_event.set()
+        for worker in reversed(self.threads):
+            stop = getattr(worker, "stop", None)
+            if stop is not None:
+                stop()
+        self.store.close()
+
+
+def derive_base_url(config: Config, port: int) -> str:
+    """Return ``[server] public_base_url``, or one made from the listen address.
+
+    NOTE: a derived URL on 0.0.0.0 uses this box's host name, which phones may not
+    resolve; a startup warning asks the admin to set public_base_url.
+    """
+    if config.server.public_base_url:
+        return config.server.public_base_url
+    host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def ensure_sample_contacts(config: Config, store: Store) -> int:
+    """Load the bundled sample contacts when the store is empty and samples are on."""
+    if not config.directory.sample_contacts or store.count_contacts() > 0:
+        return 0
+    contacts = load_sample_contacts(config)
+    store.replace_source("sample", contacts, also_clear=())
+    logger.info("sample contacts loaded", extra={"contacts": len(contacts)})
+    return len(contacts)
+
+
+def build_appliance(config: Config) -> Appliance:
+    """Open the store and build the directory and web app; start nothing yet."""
+    store = Store.open(config.storage.data_dir)
+    ensure_sample_contacts(config, store)
+    directory = Directory(store, config)
+    appliance = Appliance(config=config, store=store, directory=directory)
+    appliance.bottle_app = create_app(appliance)
+    appliance.middleware = RequestMiddleware(appliance.bottle_app)
+    appliance.wsgi = appliance.middleware
+    appliance.bind_port(config.server.port)
+    return appliance

@@ -1,0 +1,80 @@
+"""Waitress around the appliance's WSGI app, with a graceful stop.
+
+Waitress has no graceful-stop API (waitress 3.0.2), so ``run`` drives waitress's
+own event loop one pass at a time. After ``request_stop`` the listening socket is
+closed at once, requests already accepted run to the end and their responses are
+flushed, and the loop ends when nothing is left or ``grace_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+logger = logging.getLogger(__name__)
+
+LOOP_PASS_TIMEOUT_S = 0.2
+
+
+class Server:
+    """A waitress server bound at construction, so the real port is known at once."""
+
+    def __init__(self, wsgi: Callable, host: str, port: int, threads: int = 8,
+                 grace_s: float = 10.0, **adjustments) -> None:
+        self._server = create_server(wsgi, host=host, port=port, threads=threads,
+                                     clear_untrusted_proxy_headers=True, ident="phonebook",
+                                     **adjustments)
+        self.host = host
+        self.port = self._server.effective_port
+        self.grace_s = grace_s
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Serve until ``request_stop``; safe to call from the main thread only once."""
+        channels = self._server._map
+        deadline = None
+        try:
+            while channels:
+                if self._stop_requested.is_set():
+                    if deadline is None:
+                        deadline = time.monotonic() + self.grace_s
+                        self._server.close()  # the listening socket: no new connections
+                    if not self._is_busy() or time.monotonic() > deadline:
+                        break
+                wasyncore.loop(timeout=LOOP_PASS_TIMEOUT_S, map=channels, use_poll=True,
+                               count=1)
+        finally:
+            wasyncore.close_all(channels)
+            self._server.task_dispatcher.shutdown(timeout=self.grace_s)
+            self._stopped.set()
+
+    def _is_busy(self) -> bool:
+        """Tell whether a request is queued, running, or has output left to send."""
+        dispatcher = self._server.task_dispatcher
+        if dispatcher.queue or dispatcher.active_count:
+            return True
+        for channel in list(self._server._map.values()):
+            if getattr(channel, "requests", None) or getattr(channel, "total_outbufs_len", 0):
+                return True
+        return False
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to stop; safe from a signal handler, returns at once."""
+        self._stop_requested.set()
+
+    def start_in_thread(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="waitress-loop", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the server and wait for ``run`` to return."""
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=self.grace_s + 5)

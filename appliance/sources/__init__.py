@@ -1,0 +1,1 @@
+"""Contact sources: files (CSV, vCard), the bundled samples and Google."""

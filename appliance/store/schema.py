@@ -1,0 +1,48 @@
+"""Forward migrations. ``PRAGMA user_version`` holds how many have run.
+
+Append a new script for every schema change; never edit one that has shipped.
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: contacts, their numbers and labels, and key/value state.
+    """
+    CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        origin TEXT NOT NULL DEFAULT '',
+        given_name TEXT NOT NULL DEFAULT '',
+        family_name TEXT NOT NULL DEFAULT '',
+        middle_name TEXT NOT NULL DEFAULT '',
+        display_name TEXT NOT NULL DEFAULT '',
+        nickname TEXT NOT NULL DEFAULT '',
+        company TEXT NOT NULL DEFAULT '',
+        job_title TEXT NOT NULL DEFAULT '',
+        etag TEXT NOT NULL DEFAULT '',
+        fingerprint TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        UNIQUE (source, source_id)
+    );
+    CREATE TABLE numbers (
+        id INTEGER PRIMARY KEY,
+        contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        type_label TEXT NOT NULL DEFAULT '',
+        raw TEXT NOT NULL,
+        e164 TEXT,
+        extension TEXT,
+        is_primary INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX numbers_by_contact ON numbers (contact_id);
+    CREATE INDEX numbers_by_e164 ON numbers (e164);
+    CREATE TABLE contact_labels (
+        contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        PRIMARY KEY (contact_id, label)
+    );
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)

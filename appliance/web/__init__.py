@@ -1,0 +1,1 @@
+"""The HTTP side: the Bottle app factory, routes and middleware."""
