@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from appliance.config import Config
 from appliance.directory import Directory
+from appliance.events import Events
 from appliance.sources.sample import load_sample_contacts
 from appliance.store import Store
 from appliance.web.app import create_app
@@ -29,6 +30,7 @@ class Appliance:
     config: Config
     store: Store
     directory: Directory
+    events: Events = field(default_factory=Events)
     wsgi: Callable = None  # the outermost WSGI callable, middleware included
     bottle_app: Any = None
     middleware: RequestMiddleware = None
@@ -86,8 +88,9 @@ def build_appliance(config: Config) -> Appliance:
     """Open the store and build the directory and web app; start nothing yet."""
     store = Store.open(config.storage.data_dir)
     ensure_sample_contacts(config, store)
-    directory = Directory(store, config)
-    appliance = Appliance(config=config, store=store, directory=directory)
+    events = Events()
+    directory = Directory(store, config, events)
+    appliance = Appliance(config=config, store=store, directory=directory, events=events)
     appliance.bottle_app = create_app(appliance)
     appliance.middleware = RequestMiddleware(appliance.bottle_app)
     appliance.wsgi = appliance.middleware

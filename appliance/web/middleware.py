@@ -6,20 +6,16 @@ Bottle after-request hook sees 200 for a request that ends in a 500).
 
 from __future__ import annotations
 
-import contextvars
 import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from appliance.context import request_id as current_request_id
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-# The ID of the request (or sync run) this thread is working for; read by the
-# logging filter and by outbound Google calls.
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "current_request_id", default=None)
 
 UNMATCHED_ROUTE = "unmatched"
 
