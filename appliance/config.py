@@ -11,6 +11,7 @@ import configparser
 import ipaddress
 import os
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -363,8 +364,9 @@ def render_example_ini() -> str:
         lines += ["", f"[{section}]"]
         for setting in settings:
             unit = f" Unit: {setting.unit}." if setting.unit else ""
-            lines.append(f"# {setting.help}{unit}")
-            lines.append(f"#{setting.key} = {setting.default}")
+            lines += textwrap.wrap(setting.help + unit, width=86, initial_indent="# ",
+                                   subsequent_indent="# ")
+            lines.append(f"#{setting.key} = {setting.default}".rstrip())
     return "\n".join(lines) + "\n"
 
 
