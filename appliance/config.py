@@ -123,6 +123,28 @@ def _parse_http_url(value: str) -> str:
 http_url = Converter(_parse_http_url, "an http:// or https:// address, such as http://192.168.1.10:8080")
 
 
+_LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def _parse_endpoint_url(value: str) -> str:
+    # Tokens travel to these addresses, so plain http is only for a test server
+    # on this box (the fake Google under tests/).
+    value = value.strip()
+    parts = urlsplit(value)
+    if not parts.hostname:
+        raise ValueError(value)
+    parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
+        return value
+    raise ValueError(value)
+
+
+endpoint_url = Converter(
+    _parse_endpoint_url,
+    "an https:// address, or http:// on 127.0.0.1 for a test server, such as "
+    "https://people.googleapis.com/")
+
+
 def _parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     items = [item.strip() for item in re.split(r"[,\s]+", value) if item.strip()]
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
@@ -203,6 +225,54 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("dialplan", "internal_digits", "0", integer(0, 8, 4), "digits",
             "Numbers of at most this many digits are internal extensions and are dialled as "
             "they are, with no prefixes. 0 turns this off."),
+    # [google]
+    Setting("google", "client_secrets", "", path, "",
+            "OAuth client file (JSON) of a Desktop app client, downloaded from Google Cloud "
+            "Console. Needed for authorisation through /setup or 'python -m appliance auth'."),
+    Setting("google", "credentials", "", path, "",
+            "File where the appliance keeps the Google authorisation (refresh token), with "
+            "mode 0600. Empty: google-credentials.json in the data folder."),
+    Setting("google", "service_account_key", "", path, "",
+            "Google Workspace only: service account key file (JSON) with domain-wide "
+            "delegation. When set, it is used instead of the OAuth authorisation."),
+    Setting("google", "subject", "", text(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address, such as it@example.com"), "",
+            "Google Workspace only: the user whose contacts the service account reads."),
+    Setting("google", "sync_interval_minutes", "15", integer(1, 1440, 15), "minutes",
+            "Time between background syncs. Each wait varies by up to a tenth, so several "
+            "appliances on one account do not call Google in step."),
+    Setting("google", "other_contacts", "no", boolean, "",
+            "Also sync 'Other contacts' (people Gmail saved from mail). Needs the "
+            "contacts.other.readonly scope, so authorise again after turning it on."),
+    Setting("google", "workspace_directory", "no", boolean, "",
+            "Also sync the Google Workspace directory of the account's domain. Needs the "
+            "directory.readonly scope, so authorise again after turning it on."),
+    Setting("google", "labels_include", "", string_list, "",
+            "Google labels (contact groups) to sync; contacts outside every one of them are "
+            "left out. Empty: all contacts."),
+    Setting("google", "labels_exclude", "", string_list, "",
+            "Google labels whose contacts are left out, even when they are in an included label."),
+    Setting("google", "request_timeout_seconds", "30", number(1.0, 30), "seconds",
+            "Time limit for one call to Google, connect and read together."),
+    Setting("google", "max_attempts", "5", integer(1, 10, 5), "",
+            "Tries per call to Google when it answers 429 or 5xx or does not answer."),
+    Setting("google", "retry_base_delay_seconds", "1", number(0.0, 1), "seconds",
+            "Wait before the second try; it doubles with each further try, with random "
+            "jitter. A Retry-After header from Google takes precedence."),
+    Setting("google", "retry_max_delay_seconds", "60", number(0.0, 60), "seconds",
+            "Longest wait between two tries, Retry-After included."),
+    Setting("google", "api_root", "https://people.googleapis.com/", endpoint_url, "",
+            "Root address of the People API. Change it only to reach a test server."),
+    Setting("google", "token_uri", "https://oauth2.googleapis.com/token", endpoint_url, "",
+            "Google's OAuth token endpoint. Change it only to reach a test server."),
+    Setting("google", "auth_uri", "https://accounts.google.com/o/oauth2/auth", endpoint_url, "",
+            "Google's OAuth consent page. Change it only to reach a test server."),
+    # [admin]
+    Setting("admin", "password_hash", "", text(r"(scrypt|pbkdf2_sha256)\$\S+", "a hash made by 'python -m appliance hash-password'"), "",
+            "Hash of the password for /setup and the other admin pages, made by "
+            "'python -m appliance hash-password'. Empty: the admin pages are locked.",
+            secret=True),
+    Setting("admin", "session_minutes", "60", integer(5, 1440, 60), "minutes",
+            "How long an admin stays logged in without using the admin pages."),
 )
 
 # ---------------------------------------------------------------------------
