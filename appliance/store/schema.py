@@ -61,4 +61,26 @@ MIGRATIONS: tuple[str, ...] = (
         error TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 3: per-phone access tokens (stored as SHA-256 digests) and their daily uses.
+    """
+    CREATE TABLE phone_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        revoked_at REAL,
+        last_used_at REAL,
+        last_client TEXT NOT NULL DEFAULT '',
+        uses INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE phone_token_uses (
+        token_id INTEGER NOT NULL REFERENCES phone_tokens (id) ON DELETE CASCADE,
+        client TEXT NOT NULL,
+        day TEXT NOT NULL,
+        uses INTEGER NOT NULL,
+        first_at REAL NOT NULL,
+        last_at REAL NOT NULL,
+        PRIMARY KEY (token_id, client, day)
+    );
+    """,
 )
