@@ -51,7 +51,6 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY,
         run_id TEXT NOT NULL UNIQUE,
         kind TEXT NOT NULL,
-        dry_run INTEGER NOT NULL DEFAULT 0,
         started_at REAL NOT NULL,
         finished_at REAL,
         outcome TEXT NOT NULL DEFAULT 'running',
