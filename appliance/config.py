@@ -162,6 +162,16 @@ def _parse_list(value: str) -> tuple[str, ...]:
 
 string_list = Converter(_parse_list, "a comma-separated list, such as Staff, Suppliers")
 
+
+def _parse_ip_address(value: str) -> str:
+    value = value.strip()
+    if value:
+        ipaddress.ip_address(value)  # raises ValueError for anything but one address
+    return value
+
+
+ip_address = Converter(_parse_ip_address, "one IP address, such as 192.168.1.5")
+
 # ---------------------------------------------------------------------------
 # The settings table.
 
@@ -213,15 +223,18 @@ SETTINGS: tuple[Setting, ...] = (
             "this country, and numbers of this country are dialled in national form."),
     Setting("dialplan", "outside_line_prefix", "", text(r"[0-9*#]*", "digits, * or #, such as 9"), "",
             "Digits the PBX needs before an outside number, such as 9. Not added to internal extensions."),
-    Setting("dialplan", "international_prefix", "", text(r"[0-9*#]*", "digits, such as 00 or 011"), "",
+    Setting("dialplan", "international_prefix", "", text(r"[0-9*#,]*", "digits, such as 00 or 011"), "",
             "Digits that start an international call. Empty: the home country's usual prefix "
             "(011 in the US, 00 in most of Europe)."),
     Setting("dialplan", "national_prefix", "auto", text(r"auto|none|[0-9]*", "auto, none or digits, such as 0"), "",
             "Trunk prefix for national calls: auto uses the home country's usual prefix "
             "(0 in Germany and the UK, 1 in North America), none dials without one."),
     Setting("dialplan", "extension", "pause", choice("pause", "drop"), "",
-            "What to do with an extension such as 'ext. 42': pause dials the number, waits one "
-            "second per comma and dials the extension; drop dials the main number only."),
+            "What to do with an extension such as 'ext. 42': pause dials the number, waits "
+            "extension_pause_seconds and dials the extension; drop dials the main number only."),
+    Setting("dialplan", "extension_pause_seconds", "2", integer(1, 10, 2), "seconds",
+            "Wait between a number and its extension; the phone pauses one second per comma "
+            "it dials."),
     Setting("dialplan", "internal_digits", "0", integer(0, 8, 4), "digits",
             "Numbers of at most this many digits are internal extensions and are dialled as "
             "they are, with no prefixes. 0 turns this off."),
@@ -273,6 +286,70 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("admin", "session_minutes", "60", integer(5, 1440, 60), "minutes",
             "How long an admin stays logged in without using the admin pages."),
+    # [metrics]
+    Setting("metrics", "allow", PRIVATE_AND_LOOPBACK, networks, "",
+            "Networks whose hosts may read /metrics; requests from any other address get 403."),
+    Setting("metrics", "bearer_token", "", text(r"[\x21-\x7e]{16,}", "at least 16 characters without spaces, such as the output of 'openssl rand -hex 32'"), "",
+            "When set, /metrics also requires the header 'Authorization: Bearer <token>', "
+            "so a Prometheus in an allowed network must present it. Empty: no token needed.",
+            secret=True),
+    Setting("metrics", "refresh_seconds", "30", integer(1, 3600, 30), "seconds",
+            "Time between refreshes of the gauges that read the disk or the database "
+            "(contacts, database size, disk free), so a scrape itself stays cheap."),
+    # [health]
+    Setting("health", "cache_seconds", "5", integer(0, 300, 5), "seconds",
+            "How long /health reuses one set of check results, so frequent polling cannot "
+            "load the box. 0 runs the checks on every request."),
+    Setting("health", "freshness_warn_minutes", "60", integer(1, 525600, 60), "minutes",
+            "Age of the last successful Google sync at which /health turns to warn."),
+    Setting("health", "freshness_fail_minutes", "1440", integer(1, 525600, 1440), "minutes",
+            "Age of the last successful Google sync at which /health turns to fail; "
+            "must be more than freshness_warn_minutes."),
+    Setting("health", "disk_warn_free_mib", "500", integer(0, 10_000_000, 500), "MiB",
+            "Free space on the data folder's disk below which /health turns to warn."),
+    Setting("health", "disk_fail_free_mib", "100", integer(0, 10_000_000, 100), "MiB",
+            "Free space on the data folder's disk below which /health turns to fail; "
+            "must be less than disk_warn_free_mib."),
+    # [profiling]
+    Setting("profiling", "enabled", "no", boolean, "",
+            "Turn on the slow-request log and the admin-only /debug/profile page."),
+    Setting("profiling", "slow_request_ms", "500", integer(1, 600_000, 500), "ms",
+            "Requests that take longer are logged at WARNING with their query and render time."),
+    Setting("profiling", "max_profile_seconds", "30", integer(1, 300, 30), "seconds",
+            "Longest sampling run /debug/profile accepts in its seconds parameter."),
+    Setting("profiling", "sample_interval_ms", "10", integer(5, 1000, 10), "ms",
+            "Time between two samples of every thread's stack during /debug/profile."),
+    # [server] request limits, [phones] and [admin] access
+    Setting("server", "max_request_body_bytes", "1048576", integer(1024, 1 << 30, 1048576), "bytes",
+            "Largest request body accepted; a larger one gets 413. Phones send no body and "
+            "the admin forms are small."),
+    Setting("server", "max_request_header_bytes", "16384", integer(1024, 1 << 20, 16384), "bytes",
+            "Largest request line and headers accepted together; larger requests get 431."),
+    Setting("server", "connection_limit", "500", integer(10, 10_000, 500), "connections",
+            "Open connections served at once; further clients wait until one closes. Keep "
+            "it well above the number of phones, because stalled clients also hold one."),
+    Setting("server", "channel_timeout_seconds", "30", integer(1, 3600, 30), "seconds",
+            "A connection that sends nothing for this long is closed, so idle or stalled "
+            "clients give their connection back."),
+    Setting("server", "trusted_proxy", "", ip_address, "",
+            "Address of a reverse proxy in front of the appliance (for HTTPS). Only requests "
+            "from it may set the client address with X-Forwarded-For; from every other "
+            "client the X-Forwarded headers are removed. Empty: no proxy is trusted."),
+    Setting("phones", "allow", PRIVATE_AND_LOOPBACK, networks, "",
+            "Networks whose hosts may read the directory and /lookup; requests from any "
+            "other address get 403."),
+    Setting("phones", "require_token", "no", boolean, "",
+            "Require a per-phone token, made by 'python -m appliance token create', in the "
+            "directory URL (?token=...). Requests without a live token get 403."),
+    Setting("phones", "rate_limit_per_second", "10", number(0.0, 10), "requests per second",
+            "Average requests per second one client address may make to the directory; "
+            "more get 429. 0 turns the limit off."),
+    Setting("phones", "rate_limit_burst", "60", integer(1, 1_000_000, 60), "requests",
+            "Requests one client address may make in a quick burst before the average "
+            "limit applies; 60 covers a phone paging through a long list."),
+    Setting("admin", "allow", PRIVATE_AND_LOOPBACK, networks, "",
+            "Networks whose hosts may open the admin pages (/setup, /admin, /login); "
+            "requests from any other address get 403."),
 )
 
 # ---------------------------------------------------------------------------
