@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from appliance import __version__
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError, ConfigError
+from appliance.locations import find_config
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +25,15 @@ EXIT_CONFIG = 2
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", type=Path,
-                        help="ini file to read; without it the embedded defaults apply")
+    parser.add_argument(
+        "--config", metavar="FILE", type=Path,
+        help="ini file to read; without it the first found of $PHONEBOOK_CONFIG, "
+             "/etc/phonebook-appliance/config.ini and ./config.ini, else the embedded defaults")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m appliance",
+        prog="phonebook-appliance" if getattr(sys, "frozen", False) else "python -m appliance",
         description="Phonebook Appliance: company contacts served to Cisco IP phones.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -53,14 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version and build details")
     _add_config_option(version)
     version.set_defaults(handler=cmd_version)
+
+    init_config = commands.add_parser(
+        "init-config", help="print an example config file with every setting at its default")
+    init_config.add_argument(
+        "--service", action="store_true",
+        help="set data and log folders to /var/lib/phonebook-appliance and "
+             "/var/log/phonebook-appliance, as the systemd service uses")
+    init_config.set_defaults(handler=cmd_init_config, needs_config=False)
     return parser
 
 
 def version_text() -> str:
-    import platform
+    from appliance.buildinfo import render_version_text
 
-    return (f"phonebook-appliance {__version__} (Python {platform.python_version()}, "
-            f"{platform.system()} {platform.machine()})")
+    return render_version_text()
 
 
 def cmd_version(args: argparse.Namespace, config: Config) -> int:
@@ -69,7 +79,15 @@ def cmd_version(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
-    print(f"{config.source}: valid")
+    print(f"config: {args.config_choice.describe()}: valid")
+    return EXIT_OK
+
+
+def cmd_init_config(args: argparse.Namespace, config: Config | None) -> int:
+    from appliance.config import render_example_ini
+    from appliance.locations import render_service_ini
+
+    sys.stdout.write(render_service_ini() if args.service else render_example_ini())
     return EXIT_OK
 
 
@@ -136,8 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     handler: Callable[[argparse.Namespace, Config], int] = args.handler
     try:
-        config = load_config(getattr(args, "config", None))
+        if not getattr(args, "needs_config", True):
+            return handler(args, None)
+        args.config_choice = find_config(getattr(args, "config", None))
+        config = load_config(args.config_choice.path)
         _setup_basic_logging()
+        logger.info("config loaded", extra={"config": config.source,
+                                            "config_origin": args.config_choice.origin})
         return handler(args, config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
