@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from appliance import __version__
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError, ConfigError
+from appliance.filemodes import use_private_umask
 from appliance.locations import find_config
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version and build details")
     _add_config_option(version)
     version.set_defaults(handler=cmd_version)
+
+    token = commands.add_parser("token", help="issue, list and revoke per-phone access tokens")
+    token_actions = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
+    create = token_actions.add_parser("create", help="issue a token and print it once")
+    create.add_argument("name", help="what the token is for, such as the phone's SEP name")
+    listing = token_actions.add_parser("list", help="list tokens with their last use")
+    revoke = token_actions.add_parser("revoke", help="revoke a token by its ID")
+    revoke.add_argument("token_id", type=int, metavar="ID", help="the ID shown by token list")
+    for action in (create, listing, revoke):
+        _add_config_option(action)
+    token.set_defaults(handler=cmd_token)
 
     init_config = commands.add_parser(
         "init-config", help="print an example config file with every setting at its default")
@@ -104,11 +116,11 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from appliance.runtime import build_appliance
-    from appliance.server import Server
+    from appliance.server import Server, adjustments_from_config
 
     appliance = build_appliance(config)
     server = Server(appliance.wsgi, config.server.host, config.server.port,
-                    threads=config.server.threads)
+                    threads=config.server.threads, **adjustments_from_config(config))
 
     def handle_signal(signum: int, frame) -> None:
         logger.info("stop requested", extra={"signal": signal.Signals(signum).name})
@@ -132,6 +144,21 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         appliance.stop()
         logger.info("stopped")
     return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace, config: Config) -> int:
+    from appliance.runtime import derive_base_url
+    from appliance.store import Store
+    from appliance.tokens import PhoneTokens, run_token_command
+
+    store = Store.open(config.storage.data_dir)
+    try:
+        return run_token_command(
+            args.token_action, PhoneTokens(store), sys.stdout, sys.stderr,
+            name=getattr(args, "name", ""), token_id=getattr(args, "token_id", 0),
+            base_url=derive_base_url(config, config.server.port))
+    finally:
+        store.close()
 
 
 def _setup_basic_logging() -> None:
@@ -159,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config_choice = find_config(getattr(args, "config", None))
         config = load_config(args.config_choice.path)
         _setup_basic_logging()
+        use_private_umask()
         logger.info("config loaded", extra={"config": config.source,
                                             "config_origin": args.config_choice.origin})
         return handler(args, config)

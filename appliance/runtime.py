@@ -15,8 +15,11 @@ from typing import Any, Callable
 from appliance.config import Config
 from appliance.directory import Directory
 from appliance.events import Events
+from appliance.filemodes import check_secret_files, warn_if_config_readable
 from appliance.sources.sample import load_sample_contacts
 from appliance.store import Store
+from appliance.tokens import PhoneTokens, TokenUseRecorder
+from appliance.web.access import AccessControl
 from appliance.web.app import create_app
 from appliance.web.middleware import RequestMiddleware
 
@@ -39,6 +42,8 @@ class Appliance:
     stop_event: threading.Event = field(default_factory=threading.Event)
     # Scheme, host and port that every absolute URL given to a phone starts with.
     base_url: str = ""
+    # Per-phone access tokens, checked by the access middleware.
+    tokens: PhoneTokens = None
 
     def bind_port(self, port: int) -> None:
         """Record the port the server really listens on and derive ``base_url``."""
@@ -85,14 +90,22 @@ def ensure_sample_contacts(config: Config, store: Store) -> int:
 
 
 def build_appliance(config: Config) -> Appliance:
-    """Open the store and build the directory and web app; start nothing yet."""
+    """Open the store and build the directory and web app; start nothing yet.
+
+    Raises ConfigError when a secret file is open to other users.
+    """
+    check_secret_files(config)
+    warn_if_config_readable(config)
     store = Store.open(config.storage.data_dir)
     ensure_sample_contacts(config, store)
     events = Events()
     directory = Directory(store, config, events)
     appliance = Appliance(config=config, store=store, directory=directory, events=events)
     appliance.bottle_app = create_app(appliance)
-    appliance.middleware = RequestMiddleware(appliance.bottle_app)
+    appliance.tokens = PhoneTokens(store)
+    appliance.threads.append(TokenUseRecorder(appliance.tokens))
+    access = AccessControl(appliance.bottle_app, config, appliance.tokens)
+    appliance.middleware = RequestMiddleware(access)
     appliance.wsgi = appliance.middleware
     appliance.bind_port(config.server.port)
     return appliance

@@ -21,6 +21,26 @@ logger = logging.getLogger(__name__)
 LOOP_PASS_TIMEOUT_S = 0.2
 
 
+def adjustments_from_config(config) -> dict:
+    """Return waitress settings from ``[server]``: request and connection limits, proxy.
+
+    Waitress checks idle connections every ``cleanup_interval`` seconds, so that runs
+    at a third of the channel timeout to close a stalled one soon after its time is up.
+    """
+    server = config.server
+    adjustments = {
+        "max_request_body_size": server.max_request_body_bytes,
+        "max_request_header_size": server.max_request_header_bytes,
+        "connection_limit": server.connection_limit,
+        "channel_timeout": server.channel_timeout_seconds,
+        "cleanup_interval": max(1, min(30, server.channel_timeout_seconds // 3)),
+    }
+    if server.trusted_proxy:
+        adjustments.update(trusted_proxy=server.trusted_proxy, trusted_proxy_count=1,
+                           trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"})
+    return adjustments
+
+
 class Server:
     """A waitress server bound at construction, so the real port is known at once."""
 

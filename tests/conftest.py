@@ -12,7 +12,7 @@ import requests
 
 from appliance.config import Config, load_config
 from appliance.runtime import Appliance, build_appliance
-from appliance.server import Server
+from appliance.server import Server, adjustments_from_config
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -90,7 +90,8 @@ def serve(make_config) -> Iterator[Callable[..., RunningAppliance]]:
         if config is None:
             config = make_config(**sections)
         appliance = build_appliance(config)
-        server = Server(appliance.wsgi, "127.0.0.1", config.server.port, threads=4)
+        server = Server(appliance.wsgi, "127.0.0.1", config.server.port, threads=4,
+                        **adjustments_from_config(config))
         appliance.bind_port(server.port)
         appliance.start_threads()
         server.start_in_thread()

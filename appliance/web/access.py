@@ -1,0 +1,277 @@
+"""Who may use which route: network allow lists, phone tokens and a rate limit.
+
+``AccessControl`` wraps the Bottle app inside the request middleware, so a refused
+request still gets a request ID, an access log line and its metrics. Paths fall into
+three families:
+
+- admin pages (``/setup``, ``/admin``, ``/login``, ``/logout``, ``/debug``): the
+  client must be in ``[admin] allow``; the login and its lockout do the rest;
+- paths with their own rules (``/metrics``, ``/health``, ``/livez``, ``/readyz``):
+  passed through untouched, because their modules check ``[metrics] allow`` and
+  the health settings themselves;
+- everything else is a phone path (the directory, ``/lookup`` and unknown paths):
+  the client must be in ``[phones] allow``, within the rate limit, and carry a live
+  token when ``[phones] require_token`` is on.
+
+The client address is waitress's ``REMOTE_ADDR``. Waitress replaces it with the
+X-Forwarded-For address only when the request comes from ``[server] trusted_proxy``
+and strips forwarding headers from everyone else, so a client cannot pick its own
+address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable, Iterable
+from urllib.parse import parse_qsl, urlencode
+from xml.etree import ElementTree
+
+from appliance.config import Config
+from appliance.tokens import PhoneTokens
+
+logger = logging.getLogger(__name__)
+
+PHONE = "phone"
+ADMIN = "admin"
+OWN_RULES = "own-rules"
+
+ADMIN_PREFIXES = ("/setup", "/admin", "/login", "/logout", "/debug")
+OWN_RULE_PREFIXES = ("/metrics", "/health", "/livez", "/readyz")
+
+TOKEN_PARAMETER = "token"
+# WSGI environ keys set for the routes behind this middleware.
+ENVIRON_TOKEN = "appliance.phone_token"
+ENVIRON_CLIENT = "appliance.client_address"
+
+# A refused client is logged at WARNING at most once per this many seconds, and at
+# DEBUG in between, so a scanner cannot flood the log. The access log still has
+# one line per request.
+DENIAL_LOG_INTERVAL_S = 600.0
+MAX_TRACKED_CLIENTS = 10_000
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def classify_path(path: str) -> str:
+    """Return the access family of a request path: PHONE, ADMIN or OWN_RULES."""
+    for prefix in OWN_RULE_PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return OWN_RULES
+    for prefix in ADMIN_PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return ADMIN
+    return PHONE
+
+
+def parse_client_address(text: str | None) -> Address | None:
+    """Parse a REMOTE_ADDR value; an IPv4-mapped IPv6 address becomes IPv4."""
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_allowed(address: Address | None, networks: Iterable[Network]) -> bool:
+    """Tell whether ``address`` lies in one of ``networks``; None never does."""
+    if address is None:
+        return False
+    return any(address.version == network.version and address in network
+               for network in networks)
+
+
+def rate_limit_key(address: Address) -> str:
+    """Return the rate-limit bucket of an address: itself, or its /64 for IPv6.
+
+    One IPv6 host usually owns a whole /64, so counting single addresses would let
+    it dodge the limit by changing address.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, ``rate_per_s`` on average.
+
+    At most ``max_clients`` buckets are kept; the least recently seen client is
+    dropped first, and on its return it starts with a full bucket.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int, max_clients: int = MAX_TRACKED_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.max_clients = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def is_enabled(self) -> bool:
+        return self.rate_per_s > 0
+
+    def take(self, key: str) -> float:
+        """Spend one request of ``key``'s bucket; return 0, or the seconds to wait."""
+        if not self.is_enabled:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            tokens, updated = self._buckets.pop(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - updated) * self.rate_per_s)
+            if tokens >= 1.0:
+                tokens -= 1.0
+                wait_s = 0.0
+            else:
+                wait_s = (1.0 - tokens) / self.rate_per_s
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return wait_s
+
+
+class _DenialLog:
+    """Log a refused client at WARNING once per interval, and at DEBUG otherwise."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, message: str, client: str, reason: str, **fields) -> None:
+        now = self._clock()
+        with self._lock:
+            last = self._last.pop((client, reason), None)
+            is_new = last is None or now - last >= DENIAL_LOG_INTERVAL_S
+            self._last[(client, reason)] = now if is_new else last
+            while len(self._last) > MAX_TRACKED_CLIENTS:
+                self._last.popitem(last=False)
+        level = logging.WARNING if is_new else logging.DEBUG
+        logger.log(level, message, extra={"client": client, "reason": reason, **fields})
+
+
+def render_phone_text(title: str, text: str) -> bytes:
+    """Render a CiscoIPPhoneText page; callers pass ASCII text within Cisco's limits."""
+    root = ElementTree.Element("CiscoIPPhoneText")
+    ElementTree.SubElement(root, "Title").text = title[:32]
+    ElementTree.SubElement(root, "Text").text = text[:4000]
+    body = ElementTree.tostring(root, encoding="unicode")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode("utf-8")
+
+
+def _wants_json(environ: dict) -> bool:
+    return "application/json" in environ.get("HTTP_ACCEPT", "")
+
+
+def split_token(query_string: str) -> tuple[str, str]:
+    """Return the first ``token`` value and the query string without any token."""
+    token = ""
+    kept: list[tuple[str, str]] = []
+    found = False
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        if name == TOKEN_PARAMETER:
+            if not found:
+                token, found = value, True
+        else:
+            kept.append((name, value))
+    if not found:
+        return "", query_string
+    return token, urlencode(kept)
+
+
+class AccessControl:
+    """WSGI middleware that applies the network, rate-limit and token rules."""
+
+    def __init__(self, app: Callable, config: Config, tokens: PhoneTokens | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.phone_networks = tuple(config.phones.allow)
+        self.admin_networks = tuple(config.admin.allow)
+        self.require_token = config.phones.require_token
+        self.tokens = tokens
+        self.limiter = RateLimiter(config.phones.rate_limit_per_second,
+                                   config.phones.rate_limit_burst, clock=clock)
+        self._denials = _DenialLog(clock)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        family = classify_path(environ.get("PATH_INFO", "") or "/")
+        if family == OWN_RULES:
+            return self.app(environ, start_response)
+        address = parse_client_address(environ.get("REMOTE_ADDR"))
+        client = str(address) if address is not None else "unknown"
+        environ[ENVIRON_CLIENT] = client
+        if family == ADMIN:
+            if not is_allowed(address, self.admin_networks):
+                self._denials.record("admin request refused", client, "network")
+                return self._refuse(environ, start_response, ADMIN, 403,
+                                    "This address may not use the admin pages.")
+            return self.app(environ, start_response)
+        return self._phone(environ, start_response, address, client)
+
+    def _phone(self, environ: dict, start_response: Callable, address: Address | None,
+               client: str) -> Iterable[bytes]:
+        if not is_allowed(address, self.phone_networks):
+            self._denials.record("phone request refused", client, "network")
+            return self._refuse(environ, start_response, PHONE, 403,
+                                "Access denied: this address may not use the directory.")
+
+        wait_s = self.limiter.take(rate_limit_key(address))
+        if wait_s > 0:
+            self._denials.record("phone request refused", client, "rate limit")
+            retry_after = str(max(1, math.ceil(wait_s)))
+            return self._refuse(environ, start_response, PHONE, 429,
+                                "Too many requests. Wait a moment, then try again.",
+                                [("Retry-After", retry_after)])
+
+        token, rest = split_token(environ.get("QUERY_STRING", ""))
+        if token or self.require_token:
+            # The token leaves the query string so no later code can log it.
+            environ["QUERY_STRING"] = rest
+            if not self._accept_token(environ, token, client):
+                return self._refuse(environ, start_response, PHONE, 403,
+                                    "Access denied: this phone needs a valid directory "
+                                    "token. Ask the administrator for one.")
+        return self.app(environ, start_response)
+
+    def _accept_token(self, environ: dict, token: str, client: str) -> bool:
+        """Check a token and note its use; return whether the request may go on."""
+        if self.tokens is None:
+            return not self.require_token
+        token_id, reason = self.tokens.check(token)
+        if token_id is None:
+            if self.require_token:
+                self._denials.record("phone token refused", client, reason)
+                return False
+            return True  # tokens are optional here: a bad one is dropped, not refused
+        self.tokens.note_use(token_id, client)
+        environ[ENVIRON_TOKEN] = token
+        return True
+
+    def _refuse(self, environ: dict, start_response: Callable, family: str, status: int,
+                message: str, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+        reason = {403: "Forbidden", 429: "Too Many Requests"}[status]
+        if _wants_json(environ):
+            body = json.dumps({"ok": False, "error": message, "status": status}).encode()
+            content_type = "application/json"
+        elif family == PHONE:
+            body = render_phone_text("Directory", message)
+            content_type = "text/xml; charset=utf-8"
+        else:
+            body = f"{status} {reason}: {message}\n".encode()
+            content_type = "text/plain; charset=utf-8"
+        response_headers = [("Content-Type", content_type),
+                            ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store")] + (headers or [])
+        start_response(f"{status} {reason}", response_headers)
+        return [body]
