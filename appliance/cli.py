@@ -76,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="set data and log folders to /var/lib/phonebook-appliance and "
              "/var/log/phonebook-appliance, as the systemd service uses")
     init_config.set_defaults(handler=cmd_init_config, needs_config=False)
+
+    from appliance.sources.google.commands import add_commands as add_google_commands
+
+    add_google_commands(commands, _add_config_option)
+
+    hash_password = commands.add_parser(
+        "hash-password", help="make a salted hash of an admin password for [admin] password_hash")
+    hash_password.add_argument("--stdin", action="store_true",
+                               help="read the password from the first line of standard input "
+                                    "instead of asking twice on the terminal")
+    hash_password.set_defaults(handler=cmd_hash_password, needs_config=False)
     return parser
 
 
@@ -92,6 +103,28 @@ def cmd_version(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     print(f"config: {args.config_choice.describe()}: valid")
+    return EXIT_OK
+
+
+def cmd_hash_password(args: argparse.Namespace, config: Config | None) -> int:
+    import getpass
+
+    from appliance.web.admin_auth import MIN_PASSWORD_LENGTH, hash_password
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New admin password: ")
+        if getpass.getpass("Same password again: ") != password:
+            print("error: the two passwords differ; nothing was made.", file=sys.stderr)
+            return EXIT_FAILED
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"error: the password has {len(password)} characters; use at least "
+              f"{MIN_PASSWORD_LENGTH}.", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"password_hash = {hash_password(password)}")
+    print("Put the line above into the [admin] section of the config file and restart.",
+          file=sys.stderr)
     return EXIT_OK
 
 

@@ -16,10 +16,12 @@ from appliance.config import Config
 from appliance.directory import Directory
 from appliance.events import Events
 from appliance.filemodes import check_secret_files, warn_if_config_readable
+from appliance.sources.google.scheduler import attach_google
 from appliance.sources.sample import load_sample_contacts
 from appliance.store import Store
 from appliance.tokens import PhoneTokens, TokenUseRecorder
 from appliance.web.access import AccessControl
+from appliance.web.admin_auth import AdminAuth
 from appliance.web.app import create_app
 from appliance.web.middleware import RequestMiddleware
 
@@ -44,6 +46,11 @@ class Appliance:
     base_url: str = ""
     # Per-phone access tokens, checked by the access middleware.
     tokens: PhoneTokens = None
+    # Admin login for /setup and the other admin pages.
+    admin_auth: Any = None
+    # Google sync and its scheduler thread; None when Google is not configured.
+    google_sync: Any = None
+    sync_scheduler: Any = None
 
     def bind_port(self, port: int) -> None:
         """Record the port the server really listens on and derive ``base_url``."""
@@ -101,6 +108,8 @@ def build_appliance(config: Config) -> Appliance:
     events = Events()
     directory = Directory(store, config, events)
     appliance = Appliance(config=config, store=store, directory=directory, events=events)
+    appliance.admin_auth = AdminAuth(config)
+    attach_google(appliance)
     appliance.bottle_app = create_app(appliance)
     appliance.tokens = PhoneTokens(store)
     appliance.threads.append(TokenUseRecorder(appliance.tokens))

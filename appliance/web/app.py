@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from appliance.web import phone
+from appliance.web import phone, setup
 
 if TYPE_CHECKING:
     from appliance.runtime import Appliance
@@ -17,4 +17,5 @@ def create_app(appliance: "Appliance") -> bottle.Bottle:
     app = bottle.Bottle(catchall=True)
     app.config["json.enable"] = False
     phone.register(app, appliance)
+    setup.register(app, appliance)
     return app

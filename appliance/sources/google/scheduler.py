@@ -5,9 +5,16 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from typing import TYPE_CHECKING
 
+from appliance.config import Config
 from appliance.errors import SyncError
+from appliance.sources.google import auth
 from appliance.sources.google.sync import GoogleSync, SyncBusy
+from appliance.store import Store
+
+if TYPE_CHECKING:
+    from appliance.runtime import Appliance
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +89,36 @@ class SyncScheduler:
             logger.error("sync failed to start", extra={"error": str(error)})
         except Exception:  # the thread boundary: keep the scheduler alive
             logger.exception("sync scheduler run failed")
+
+
+def initial_authorisation_state(config: Config, store: Store) -> None:
+    """Write ``google.authorisation`` for a state the last sync could not know.
+
+    Not configured gives ``not_configured``; an OAuth client without stored
+    credentials gives ``needed``. Otherwise the last sync's verdict stays, and a
+    box that was not configured before counts as ``ok`` until its first sync
+    (a few seconds after start) says otherwise.
+    """
+    current = store.get_state("google.authorisation")
+    if not auth.is_configured(config):
+        state = "not_configured"
+    elif not auth.uses_service_account(config) and not auth.credentials_path(config).exists():
+        state = "needed"
+    elif current in (None, "not_configured"):
+        state = "ok"
+    else:
+        return
+    if state != current:
+        store.set_state("google.authorisation", state)
+
+
+def attach_google(appliance: "Appliance") -> None:
+    """Give ``appliance`` its Google sync and scheduler thread when Google is configured."""
+    config = appliance.config
+    initial_authorisation_state(config, appliance.store)
+    if not auth.is_configured(config):
+        return
+    appliance.google_sync = GoogleSync(config, appliance.store, appliance.events)
+    appliance.sync_scheduler = SyncScheduler(
+        appliance.google_sync, config.google.sync_interval_minutes * 60.0)
+    appliance.threads.append(appliance.sync_scheduler)
