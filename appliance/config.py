@@ -350,6 +350,81 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin", "allow", PRIVATE_AND_LOOPBACK, networks, "",
             "Networks whose hosts may open the admin pages (/setup, /admin, /login); "
             "requests from any other address get 403."),
+    # [directory], text for phones that do not take UTF-8
+    Setting("directory", "ascii_only", "no", boolean, "",
+            "Phones that do not accept UTF-8 get ISO-8859-1 text, where letters such as é "
+            "and ü stay and others are spelt in Latin letters (ł as l, Иван as Ivan). yes: "
+            "spell every accented letter plainly too (ä as a, ß as ss), for phones whose "
+            "locale shows no accented letters."),
+    # [logging]
+    Setting("logging", "level", "info", choice("debug", "info", "warning", "error"), "",
+            "Lowest level written to the console, app.log and access.log. debug adds one "
+            "line per /metrics scrape and per-item detail."),
+    Setting("logging", "format", "json", choice("json", "text"), "",
+            "Console lines as JSON objects (for journald and log collectors) or as text "
+            "for reading in a terminal. The files are always JSON."),
+    Setting("logging", "console", "yes", boolean, "",
+            "Write log lines to standard output, where systemd's journal keeps them."),
+    Setting("logging", "dir", "./logs", path, "",
+            "Folder for app.log, errors.log and access.log; created if missing. Empty: "
+            "no log files, console only."),
+    Setting("logging", "when", "midnight",
+            choice("s", "m", "h", "d", "midnight", "w0", "w1", "w2", "w3", "w4", "w5", "w6"), "",
+            "When log files rotate: midnight (UTC), w0 to w6 (weekly, at the UTC midnight "
+            "that starts Monday to Sunday), or every interval s, m, h or d (seconds, "
+            "minutes, hours, days) counted from the start of the period."),
+    Setting("logging", "interval", "1", integer(1, 1000, 1), "",
+            "How many units of when make one period; must be 1 for midnight and w0 to w6."),
+    Setting("logging", "backup_count", "14", integer(0, 100_000, 14), "files",
+            "Rotated files kept per log file, gzip-compressed; older ones are deleted. 0 "
+            "keeps all (max_total_mib still applies)."),
+    Setting("logging", "max_file_mib", "50", integer(1, 1_000_000, 50), "MiB",
+            "A log file this big rotates before its period ends, so a flood of requests "
+            "cannot grow one file without bound."),
+    Setting("logging", "max_total_mib", "500", integer(3, 10_000_000, 500), "MiB",
+            "Size cap of the log folder: the oldest rotated files are deleted until the "
+            "folder fits. At least three times max_file_mib."),
+    # [notify]
+    Setting("notify", "name", "", text(), "",
+            "How notifications name this appliance, such as 'Phonebook Berlin office'. "
+            "Empty: the host name."),
+    Setting("notify", "webhook_url", "", http_url, "",
+            "Address to POST notifications to as JSON with a 'text' field, as Slack and "
+            "Microsoft Teams incoming webhooks accept. Empty: no webhook.", secret=True),
+    Setting("notify", "smtp_host", "", text(), "",
+            "Mail server that sends notification email. Empty: no email."),
+    Setting("notify", "smtp_port", "587", integer(1, 65535, 587), "",
+            "Mail server port: 587 for STARTTLS, 465 for TLS, 25 for none."),
+    Setting("notify", "smtp_security", "starttls", choice("starttls", "tls", "none"), "",
+            "How the mail connection is encrypted: starttls (upgrade after connecting), "
+            "tls (encrypted from the start) or none (only on a trusted network)."),
+    Setting("notify", "smtp_ca_file", "", path, "",
+            "PEM file of the certificate authority that signed the mail server's "
+            "certificate, for an internal CA. Empty: the system's trusted authorities."),
+    Setting("notify", "smtp_user", "", text(), "",
+            "User name to log in to the mail server. Empty: send without logging in."),
+    Setting("notify", "smtp_password", "", text(), "",
+            "Password for smtp_user.", secret=True),
+    Setting("notify", "email_from", "", text(r"[^@\s]+@[^@\s]+", "an email address, such as phonebook@example.com"), "",
+            "Sender address of notification email."),
+    Setting("notify", "email_to", "", string_list, "",
+            "Comma-separated addresses that receive notification email."),
+    Setting("notify", "timeout_seconds", "10", integer(1, 300, 10), "seconds",
+            "Longest wait for the webhook or the mail server before a send counts as "
+            "failed."),
+    Setting("notify", "repeat_minutes", "240", integer(1, 525_600, 240), "minutes",
+            "A problem that lasts is notified again at most this often; a recovery is "
+            "always notified."),
+    Setting("notify", "sync_failures", "3", integer(0, 10_000, 3), "syncs",
+            "Notify when this many Google syncs in a row have failed. 0 turns it off."),
+    Setting("notify", "disk_free_mib", "200", integer(0, 10_000_000, 200), "MiB",
+            "Notify when the data folder's disk has less free space than this. 0 turns "
+            "it off."),
+    Setting("notify", "request_errors", "20", integer(0, 1_000_000, 20), "responses",
+            "Notify when this many requests end in a server error (5xx) within "
+            "request_error_window_minutes. 0 turns it off."),
+    Setting("notify", "request_error_window_minutes", "5", integer(1, 1440, 5), "minutes",
+            "Time window over which request_errors are counted."),
 )
 
 # ---------------------------------------------------------------------------
