@@ -374,6 +374,7 @@ class FakeGoogle:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
                                         name="fake-google", daemon=True)
         self._thread.start()
         return self
