@@ -26,7 +26,7 @@ from appliance.sources.entries import (
 
 _BASE64_LINE = re.compile(rb"[A-Za-z0-9+/=]+")
 _ESCAPE = re.compile(r"\\([\\,;:nN])")
-# Bare parameters of vCard 2.1 that name an encoding; other bare ones are types.
+# Bare parameters of vCard 2.1 that name an encoding. Other bare ones are types.
 _ENCODINGS = frozenset({"QUOTED-PRINTABLE", "BASE64", "B", "8BIT", "7BIT"})
 # Apple writes standard types in X-ABLabel as "_$!<Mobile>!$_".
 _APPLE_LABEL = re.compile(r"_\$!<(.*)>!\$_")
@@ -71,10 +71,10 @@ class _Unfolder:
     """Join folded lines, quoted-printable soft line breaks and base64 runs.
 
     vCard 3.0 and 4.0 fold by inserting a line break before one space or tab, which
-    unfolding removes with the break. vCard 2.1 folds at existing white space, so
-    there the space is kept. A quoted-printable value whose line ends in ``=``
-    continues on the next line whatever that line starts with, and a 2.1 base64
-    value may continue on unindented lines until a blank line.
+    unfolding removes with the break. vCard 2.1 folds as RFC 822 does, at existing
+    white space, so there the space is kept. A quoted-printable value whose line
+    ends in ``=`` continues on the next line whatever that line starts with, and a
+    2.1 base64 value may continue on unindented lines until a blank line.
     """
 
     def __init__(self) -> None:
@@ -108,9 +108,10 @@ class _Unfolder:
         return False
 
     def _start(self, number: int, raw: bytes) -> _LogicalLine:
-        head = raw.split(b":", 1)[0].upper()
+        head, _, value = raw.partition(b":")
+        head = head.upper()
         if head == b"VERSION":
-            self.version = raw.split(b":", 1)[1].strip().decode("ascii", "replace")
+            self.version = value.strip().decode("ascii", "replace")
         elif head == b"BEGIN":
             self.version = ""
         return _LogicalLine(
@@ -216,7 +217,8 @@ def _parse_params(parts: list[str]) -> dict[str, list[str]]:
         key = key.strip().upper()
         if not equals:
             key, value = ("ENCODING" if key in _ENCODINGS else "TYPE"), key
-        # vCard 4.0 quotes a whole list (TYPE="voice,work"), so quotes only group.
+        # vCard 4.0 quotes a whole list (TYPE="voice,work"), so the quotes are dropped
+        # before the split at commas.
         values = (item.strip() for item in value.replace('"', "").split(","))
         params.setdefault(key, []).extend(item for item in values if item)
     return params
