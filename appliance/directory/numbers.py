@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 
@@ -28,3 +30,53 @@ def parse_number(raw: str, home_country: str) -> tuple[str | None, str | None]:
         return None, extension
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return e164, extension
+
+
+_NOT_DIGIT = re.compile(r"\D+")
+
+
+def digits_of(text: str) -> str:
+    """Return the ASCII digits of ``text``, reading any Unicode digit as its value."""
+    digits = _NOT_DIGIT.sub("", text)
+    if not digits.isascii():
+        digits = "".join(str(int(character)) for character in digits)
+    return digits
+
+
+def split_e164(e164: str) -> tuple[int, str] | None:
+    """Return ``(country_code, national_number)`` of an E.164 string such as +4930123.
+
+    Country codes are prefix-free, so the first one to 3 digits that name a known
+    code are the country code. The rest is the national significant number, which
+    keeps Italy's leading zero.
+    """
+    digits = e164[1:] if e164.startswith("+") else e164
+    for length in (1, 2, 3):
+        code = int(digits[:length] or 0)
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code, digits[length:]
+    return None
+
+
+def usual_international_prefix(region: str) -> str:
+    """Return the digits that start an international call from ``region``."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return "00"
+    # "~" in libphonenumber's metadata means "wait for a second dial tone" (8~10 in
+    # Russia); a comma makes the phone pause one second instead.
+    for prefix in (metadata.preferred_international_prefix, metadata.international_prefix):
+        if prefix and all(character.isdigit() or character == "~" for character in prefix):
+            return prefix.replace("~", ",")
+    # NOTE: where the metadata gives only a pattern (Brazil's carrier codes), 00 is a
+    # guess, and [dialplan] international_prefix overrides it.
+    return "00"
+
+
+def usual_national_prefix(region: str) -> str:
+    """Return the trunk prefix of national calls in ``region`` (0 in Germany, 1 in
+    North America), or an empty string where there is none (Italy)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or not metadata.national_prefix:
+        return ""
+    return metadata.national_prefix
