@@ -224,9 +224,11 @@ class AdminAuth:
         self._set_cookie(SESSION_COOKIE, cookie)
 
     def _set_cookie(self, name: str, value: str, max_age: int | None = None) -> None:
-        secure = bottle.request.urlparts.scheme == "https"
-        bottle.response.set_cookie(name, value, path="/", httponly=True, samesite="strict",
-                                   secure=secure, max_age=max_age)
+        options = {"path": "/", "httponly": True, "samesite": "strict",
+                   "secure": bottle.request.urlparts.scheme == "https"}
+        if max_age is not None:
+            options["max_age"] = max_age
+        bottle.response.set_cookie(name, value, **options)
 
     def _client(self) -> str:
         environ = bottle.request.environ

@@ -280,7 +280,8 @@ def start_consent(config: Config) -> PendingConsent:
                                    redirect_uri=redirect_uri)
     # prompt=consent makes Google return a refresh token even to an account that
     # granted access before.
-    url, state = flow.authorization_url(access_type="offline", prompt="consent")
+    with _oauthlib_guard(config.google.auth_uri):
+        url, state = flow.authorization_url(access_type="offline", prompt="consent")
     return PendingConsent(url=url, state=state, redirect_uri=redirect_uri,
                           code_verifier=flow.code_verifier)
 
@@ -308,21 +309,30 @@ def parse_redirect(pasted: str) -> tuple[str, str | None]:
     return values["code"][0], values.get("state", [None])[0]
 
 
-@contextmanager
-def _oauthlib_loopback_rules(token_uri: str) -> Iterator[None]:
-    """Let oauthlib talk plain http to a loopback test server and accept extra scopes.
+_OAUTHLIB_LOCK = threading.Lock()
+# requests_oauthlib logs tokens, codes and request bodies at DEBUG
+# (requests-oauthlib 2.0.0), so its loggers stay above DEBUG during an exchange.
+_QUIET_LOGGERS = ("requests_oauthlib", "oauthlib")
 
-    oauthlib only reads these switches from the environment. Plain http is allowed
-    only when the configured token endpoint is on loopback (the config check
-    rejects any other http address). Extra granted scopes are checked by the
-    caller, so oauthlib's own scope check is relaxed.
+
+@contextmanager
+def _oauthlib_guard(url: str) -> Iterator[None]:
+    """Let oauthlib reach a loopback test server, accept extra scopes, and log no secrets.
+
+    oauthlib reads these switches only from the environment. Plain http is
+    allowed only when ``url`` is http, which the config check permits on loopback
+    alone. Extra granted scopes are checked by the caller, so oauthlib's own
+    scope check is relaxed.
     """
     names = ["OAUTHLIB_RELAX_TOKEN_SCOPE"]
-    if token_uri.startswith("http://"):
+    if url.startswith("http://"):
         names.append("OAUTHLIB_INSECURE_TRANSPORT")
-    with _ENVIRONMENT_LOCK:
+    with _OAUTHLIB_LOCK:
         saved = {name: os.environ.get(name) for name in names}
+        levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
         os.environ.update({name: "1" for name in names})
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         try:
             yield
         finally:
@@ -331,9 +341,8 @@ def _oauthlib_loopback_rules(token_uri: str) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-
-
-_ENVIRONMENT_LOCK = threading.Lock()
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
 
 
 def finish_consent(config: Config, pending: PendingConsent, pasted: str) -> Path:
@@ -350,7 +359,7 @@ def finish_consent(config: Config, pending: PendingConsent, pasted: str) -> Path
                                    redirect_uri=pending.redirect_uri, state=pending.state,
                                    code_verifier=pending.code_verifier)
     try:
-        with _oauthlib_loopback_rules(config.google.token_uri):
+        with _oauthlib_guard(config.google.token_uri):
             flow.fetch_token(code=code)
     except OAuth2Error as error:
         raise SyncError(f"Google refused the authorisation code ({error.error}): codes work "
