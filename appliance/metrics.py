@@ -102,15 +102,18 @@ def directory_size_bytes(path: Path | None) -> int:
 class Metrics:
     """Every metric of the appliance on one registry, with the hooks that feed them.
 
-    ``clock`` gives Unix seconds for timestamp gauges and ``timer`` monotonic
-    seconds for durations; tests pass fixed clocks to compare whole outputs.
+    ``clock`` gives Unix seconds for timestamp gauges, ``timer`` monotonic seconds
+    for durations and ``disk_usage`` the space on a folder's disk. Tests pass fixed
+    ones to compare whole outputs.
     """
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.time,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter,
+                 disk_usage: Callable[[Path], Any] = shutil.disk_usage) -> None:
         self.registry = registry
         self.clock = clock
         self.timer = timer
+        self.disk_usage = disk_usage
         self._consecutive_failures = 0
         self._define_http()
         self._define_directory()
@@ -365,7 +368,7 @@ class Metrics:
         self.contacts.set(store.count_contacts())
         self.numbers.set(store.count_numbers())
         self.database_size.set(store.size_bytes())
-        usage = shutil.disk_usage(store.path.parent)
+        usage = self.disk_usage(store.path.parent)
         self.disk_free.set(usage.free)
         self.disk_total.set(usage.total)
         self.log_dir_size.set(directory_size_bytes(log_dir))
@@ -401,6 +404,7 @@ def _state_number(store: "Store", key: str) -> float | None:
 
 def build_metrics(clock: Callable[[], float] = time.time,
                   timer: Callable[[], float] = time.perf_counter,
+                  disk_usage: Callable[[Path], Any] = shutil.disk_usage,
                   proc_dir: str = "/proc") -> Metrics:
     """Make a new registry with every appliance metric and the process collector.
 
@@ -409,7 +413,7 @@ def build_metrics(clock: Callable[[], float] = time.time,
     """
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(proc=proc_dir, registry=registry)
-    return Metrics(registry, clock=clock, timer=timer)
+    return Metrics(registry, clock=clock, timer=timer, disk_usage=disk_usage)
 
 
 class MetricsThread:

@@ -16,6 +16,8 @@ from appliance.config import Config
 from appliance.directory import Directory
 from appliance.events import Events
 from appliance.filemodes import check_secret_files, warn_if_config_readable
+from appliance.logs import log_access
+from appliance.monitoring import attach_monitoring, request_hooks
 from appliance.sources.google.scheduler import attach_google
 from appliance.sources.sample import load_sample_contacts
 from appliance.store import Store
@@ -23,6 +25,7 @@ from appliance.tokens import PhoneTokens, TokenUseRecorder
 from appliance.web.access import AccessControl
 from appliance.web.admin_auth import AdminAuth
 from appliance.web.app import create_app
+from appliance.web.errors import ErrorBoundary
 from appliance.web.middleware import RequestMiddleware
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,10 @@ class Appliance:
     base_url: str = ""
     # Per-phone access tokens, checked by the access middleware.
     tokens: PhoneTokens = None
+    # Monitoring, made by appliance.monitoring.attach_monitoring.
+    metrics: Any = None
+    health: Any = None
+    request_history: Any = None
     # Admin login for /setup and the other admin pages.
     admin_auth: Any = None
     # Google sync and its scheduler thread; None when Google is not configured.
@@ -108,13 +115,17 @@ def build_appliance(config: Config) -> Appliance:
     events = Events()
     directory = Directory(store, config, events)
     appliance = Appliance(config=config, store=store, directory=directory, events=events)
+    attach_monitoring(appliance)
     appliance.admin_auth = AdminAuth(config)
     attach_google(appliance)
     appliance.bottle_app = create_app(appliance)
     appliance.tokens = PhoneTokens(store)
     appliance.threads.append(TokenUseRecorder(appliance.tokens))
     access = AccessControl(appliance.bottle_app, config, appliance.tokens)
-    appliance.middleware = RequestMiddleware(access)
+    on_start, on_finish = request_hooks(appliance)
+    appliance.middleware = RequestMiddleware(ErrorBoundary(access),
+                                             on_finish=[*on_finish, log_access],
+                                             on_start=on_start)
     appliance.wsgi = appliance.middleware
     appliance.bind_port(config.server.port)
     return appliance

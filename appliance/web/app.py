@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from appliance.web import phone, setup
+from appliance.web import debug, errors, health, metrics, phone, setup
 
 if TYPE_CHECKING:
     from appliance.runtime import Appliance
@@ -14,8 +14,12 @@ if TYPE_CHECKING:
 
 def create_app(appliance: "Appliance") -> bottle.Bottle:
     """Build the Bottle app with every route family registered on it."""
-    app = bottle.Bottle(catchall=True)
+    app = bottle.Bottle()
     app.config["json.enable"] = False
+    errors.install(app)
     phone.register(app, appliance)
+    health.register(app, appliance)
+    metrics.register(app, appliance)
+    debug.register(app, appliance)
     setup.register(app, appliance)
     return app

@@ -1,0 +1,63 @@
+"""Build the monitoring parts of an appliance: metrics, health checks and profiling.
+
+``attach_monitoring`` runs inside ``build_appliance`` before the web app is made,
+because the /metrics and /health routes read what it puts on the appliance.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from appliance.health import HealthChecker, RequestHistory
+from appliance.metrics import MetricsThread, build_metrics
+from appliance.profiling import SlowRequestLog
+
+if TYPE_CHECKING:
+    import bottle
+
+    from appliance.runtime import Appliance
+
+logger = logging.getLogger(__name__)
+
+
+def attach_monitoring(appliance: "Appliance") -> None:
+    """Create the metrics, the metrics thread, the health checker and the request
+    history, and run the database's quick integrity check."""
+    config = appliance.config
+    appliance.metrics = build_metrics()
+    appliance.metrics.subscribe(appliance.events)
+    appliance.threads.append(MetricsThread(appliance.metrics, appliance.store,
+                                           config.metrics.refresh_seconds))
+    appliance.request_history = RequestHistory()
+    appliance.health = HealthChecker(appliance.store, config,
+                                     threads=lambda: appliance.threads)
+    appliance.health.check_integrity()
+    if config.profiling.enabled:
+        logger.warning("profiling enabled", extra={
+            "slow_request_ms": config.profiling.slow_request_ms,
+            "hint": "set [profiling] enabled = no when the investigation is done"})
+
+
+def route_methods(app: "bottle.Bottle") -> list[tuple[str, str]]:
+    """Return the (method, route pattern) pairs of the app's routes."""
+    return [(route.method, route.rule) for route in app.routes]
+
+
+def request_hooks(appliance: "Appliance") -> tuple[list[Callable[[dict], None]],
+                                                   list[Callable[[Any], None]]]:
+    """Return the middleware's ``on_start`` and ``on_finish`` hooks for monitoring.
+
+    Also creates the HTTP series of every route, so call it after the app is built.
+    """
+    appliance.metrics.create_series(route_methods(appliance.bottle_app))
+    on_finish: list[Callable[[Any], None]] = [appliance.metrics.on_finish,
+                                              appliance.request_history.on_finish]
+    if appliance.config.profiling.enabled:
+        on_finish.append(SlowRequestLog(appliance.config.profiling.slow_request_ms).on_finish)
+    return [appliance.metrics.on_start], on_finish
+
+
+def find_thread(threads: Iterable[Any], name: str) -> Any | None:
+    """Return the background worker called ``name``, or None."""
+    return next((worker for worker in threads if worker.name == name), None)
