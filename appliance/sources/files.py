@@ -243,23 +243,22 @@ def _read_for_import(path: Path, config: Config, err: TextIO) -> ImportResult | 
     except ImportFileError as error:
         text = str(error)
         if not text.startswith(str(path)):
-            text = f"{path}: {text}"
-        print(f"error: cannot import {text} Nothing was imported; the directory is "
-              "unchanged.", file=err)
+            text = f"cannot import {path}: {text}"
+        print(f"error: {text} Nothing was imported, and the directory is unchanged.",
+              file=err)
         logger.warning("import failed", extra={"path": str(path), "error": str(error)})
         return None
 
 
 def _has_contacts(result: ImportResult, out: TextIO, err: TextIO) -> bool:
     """Print what was read and skipped; tell whether any contact can be imported."""
-    print(f"Read {result.read} {'entry' if result.read == 1 else 'entries'} from "
-          f"{result.path.name} ({result.format_name}); skipped {len(result.skipped)}.",
-          file=out)
+    print(f"Read {_count(result.read, 'entry', 'entries')} from {result.path.name} "
+          f"({result.format_name}); skipped {len(result.skipped)}.", file=out)
     _print_skipped(out, result.skipped)
     if result.contacts:
         return True
-    print(f"error: no entry in {result.path} has a phone number, so nothing was imported; "
-          "the directory is unchanged.", file=err)
+    print(f"error: no entry in {result.path} has a phone number. Nothing was imported, "
+          "and the directory is unchanged.", file=err)
     logger.warning("import failed", extra={"path": str(result.path), "read": result.read,
                                            "error": "no contact with a phone number"})
     return False
@@ -281,13 +280,18 @@ def _print_skipped(out: TextIO, skipped: list[SkippedEntry]) -> None:
 def _print_changes(out: TextIO, result: ImportResult, report: ChangeReport,
                    samples: int) -> None:
     numbers = sum(len(contact.numbers) for contact in result.contacts)
-    print(f"Imported {len(result.contacts)} contacts with {numbers} numbers.", file=out)
+    print(f"Imported {_count(len(result.contacts), 'contact')} with "
+          f"{_count(numbers, 'number')}.", file=out)
     counts = report.counts
     line = (f"Directory: {counts['added']} added, {counts['updated']} updated, "
             f"{counts['deleted']} deleted since the previous import")
     if samples:
-        line += f"; {samples} sample contacts removed"
+        line += f"; {_count(samples, 'sample contact')} removed"
     print(line + ".", file=out)
+
+
+def _count(count: int, singular: str, plural: str = "") -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _finish(events: Events | None, run_id: str, path: Path, result: ImportResult | None,
