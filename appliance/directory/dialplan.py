@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import phonenumbers
 
@@ -53,7 +54,7 @@ class DialPlan:
                    extension_pause_seconds=section.extension_pause_seconds,
                    internal_digits=section.internal_digits)
 
-    @property
+    @cached_property
     def home_country_code(self) -> int:
         return phonenumbers.country_code_for_region(self.home_country)
 
