@@ -31,6 +31,7 @@ import hashlib
 import json
 import random
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -371,7 +372,7 @@ class FakeGoogle:
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> "FakeGoogle":
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _QuietServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
@@ -654,6 +655,14 @@ def _params_key(query: dict[str, list[str]]) -> str:
 
 def _mask(method: Method, single: dict[str, str]) -> set[str]:
     return set(single.get(method.mask_param or "", "").split(","))
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a timed-out or killed sync) is expected here.
+        error = sys.exc_info()[1]
+        if not isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

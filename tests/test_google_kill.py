@@ -1,0 +1,65 @@
+"""A sync process killed with SIGKILL midway leaves the previous directory intact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from appliance.sources.google.runs import INTERRUPTED_ERROR, recent_runs
+from appliance.store import Store
+from tests.conftest import wait_until
+from tests.google_fixtures import fake_google, google_config, google_sync  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_sync_process(config_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance", "sync", "--full", "--config", str(config_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sync_killed_midway_keeps_previous_data(fake_google, google_config, google_sync):
+    for index in range(2500):
+        fake_google._add_generated("connections", index)
+    config = google_config()
+    sync, _ = google_sync(config)
+    assert sync.run().outcome == "ok"
+    before = {(c.source_id, c.fingerprint()) for c in sync.store.load_contacts()}
+
+    for resource_name in fake_google.first_resource_names(100):
+        fake_google.update_person(resource_name, given="Changed")
+    fake_google.delay_s = 0.5
+    calls_before = len(fake_google.calls("connections.list"))
+    process = run_sync_process(config.path)
+    try:
+        # Two pages asked for: the process is between pages of its full sync.
+        wait_until(lambda: len(fake_google.calls("connections.list")) >= calls_before + 2,
+                   timeout_s=20)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+    reopened = Store.open(config.storage.data_dir)
+    try:
+        after = {(c.source_id, c.fingerprint()) for c in reopened.load_contacts()}
+        assert process.returncode == -signal.SIGKILL
+        assert after == before
+        assert reopened.integrity_check(quick=False) == "ok"
+        assert recent_runs(reopened)[0].outcome == "running"
+    finally:
+        reopened.close()
+
+    fake_google.delay_s = 0.0
+    result = sync.run()
+    runs = recent_runs(sync.store)
+    assert result.outcome == "ok"
+    assert len(result.updated) == 100
+    assert runs[1].outcome == "interrupted"
+    assert runs[1].error == INTERRUPTED_ERROR
