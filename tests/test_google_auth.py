@@ -111,9 +111,9 @@ def test_consent_without_client_file_names_setting(google_config):
         auth.start_consent(config)
 
 
-def test_consent_rejects_web_less_client_file(google_config, tmp_path):
+def test_consent_rejects_web_client_file(google_config, tmp_path):
     client = tmp_path / "client.json"
-    client.write_text(json.dumps({"other": {}}))
+    client.write_text(json.dumps({"web": {"client_id": CLIENT_ID, "client_secret": "s"}}))
     config = google_config(authorise=False, client_secrets=str(client))
     with pytest.raises(ConfigError, match="not a Desktop app client"):
         auth.start_consent(config)

@@ -5,7 +5,7 @@ PBKDF2) hash made by ``python -m appliance hash-password``. A login starts a
 session kept in memory, so a restart logs every admin out. The session cookie
 is HttpOnly and SameSite=Strict (and Secure behind https), and every form
 carries the session's CSRF token, checked on each POST. With no password hash
-set, every admin page says how to set one and does nothing else.
+set, every admin page explains how to set one and does nothing else.
 
 Usage in an admin route module::
 
@@ -145,7 +145,7 @@ class AdminAuth:
         self.session_s = config.admin.session_minutes * 60
         self._clock = clock
         self._lock = threading.Lock()
-        # Keyed by the SHA-256 of the cookie value, so memory holds no usable cookie.
+        # Keyed by the SHA-256 of the cookie value, so memory keeps no usable cookie.
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._failures: dict[str, list[float]] = {}
 

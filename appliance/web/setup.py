@@ -128,6 +128,7 @@ class SetupPage:
         failures = store.get_state("sync.consecutive_failures", "0")
         last_error = store.get_state("sync.last_error", "") or ""
         counts = store.count_by_source()
+
         rows = [
             ("Google", f'<span class="{css}">{html.escape(text)}</span>'),
             ("Authorisation path", html.escape(self._path_text())),
@@ -144,6 +145,7 @@ class SetupPage:
         if sync is not None and sync.is_running:
             rows.append(("Now", "a sync is running"))
         table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+
         note = ""
         if state == "needed":
             note = ('<p class="bad">Google authorisation needed: the phones still get the '
@@ -199,7 +201,11 @@ class SetupPage:
             return "<h2>Recent syncs</h2><p>No sync has run yet.</p>"
         rows = []
         for run in runs:
-            css = "ok" if run.outcome == "ok" else "bad" if run.outcome != "running" else ""
+            css = "bad"
+            if run.outcome == "ok":
+                css = "ok"
+            elif run.outcome == "running":
+                css = ""
             duration = "" if run.duration_s is None else f"{run.duration_s:.1f} s"
             rows.append(
                 f"<tr><td>{_when(run.started_at)}</td><td>{html.escape(run.kind)}</td>"

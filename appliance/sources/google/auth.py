@@ -147,7 +147,7 @@ def parse_authorised_user(info: dict[str, Any], source: str,
     if kind != "authorized_user":
         hint = (" For a service account key, set [google] service_account_key instead."
                 if kind == "service_account" else "")
-        raise ConfigError(f"{source} holds credentials of type {kind!r}, expected "
+        raise ConfigError(f"{source} contains credentials of type {kind!r}, expected "
                           f"'authorized_user'.{hint}")
     missing = [key for key in ("refresh_token", "client_id", "client_secret")
                if not info.get(key)]
@@ -219,14 +219,14 @@ def describe_refresh_error(error: google.auth.exceptions.RefreshError) -> tuple[
     elif error.args:
         code = str(error.args[0]).split(":", 1)[0].strip()
     if code == "invalid_grant":
-        return ("Google refused the stored authorisation (invalid_grant): it was revoked, "
+        return ("Google rejected the stored authorisation (invalid_grant): it was revoked, "
                 "expired, or the OAuth app is still in Testing. Authorise again on /setup."), True
     if code in ("unauthorized_client", "invalid_client", "access_denied"):
-        return (f"Google refused the client ({code}): check the OAuth client, or for a "
+        return (f"Google rejected the client ({code}): check the OAuth client, or for a "
                 "service account its domain-wide delegation and scopes."), True
     if getattr(error, "retryable", False):
         return "Google's token endpoint failed for now; the next sync tries again.", False
-    return "Google's token endpoint refused to refresh the access token.", False
+    return "Google's token endpoint rejected the refresh of the access token.", False
 
 
 # ---------------------------------------------------------------------------
@@ -258,18 +258,19 @@ def load_client_config(config: Config) -> dict[str, Any]:
             "client_secrets to its path.")
     data = _read_json(path, "OAuth client file", "download it again from Google Cloud "
                       "Console (APIs & Services, Credentials, Desktop app).")
-    kind = "installed" if "installed" in data else "web" if "web" in data else None
-    if kind is None:
+    # Only Desktop app clients may redirect to any port on 127.0.0.1; a Web
+    # application client needs every redirect address registered in advance.
+    if "installed" not in data:
         raise ConfigError(f"OAuth client file {path} is not a Desktop app client: create "
                           "an OAuth client of type 'Desktop app' and download its JSON.")
-    client = dict(data[kind])
+    client = dict(data["installed"])
     missing = [key for key in ("client_id", "client_secret") if not client.get(key)]
     if missing:
         raise ConfigError(f"OAuth client file {path} lacks {', '.join(missing)}: download "
                           "it again from Google Cloud Console.")
     client["auth_uri"] = config.google.auth_uri
     client["token_uri"] = config.google.token_uri
-    return {kind: client}
+    return {"installed": client}
 
 
 def start_consent(config: Config) -> PendingConsent:
@@ -362,7 +363,7 @@ def finish_consent(config: Config, pending: PendingConsent, pasted: str) -> Path
         with _oauthlib_guard(config.google.token_uri):
             flow.fetch_token(code=code)
     except OAuth2Error as error:
-        raise SyncError(f"Google refused the authorisation code ({error.error}): codes work "
+        raise SyncError(f"Google rejected the authorisation code ({error.error}): codes work "
                         "once and for a few minutes, so open the consent link again.") from None
     except (OSError, ValueError) as error:
         raise SyncError(f"The token exchange with {config.google.token_uri} failed: "

@@ -191,7 +191,7 @@ class PeopleClient:
                 "Google rejected a freshly refreshed access token (401): authorise again "
                 "on /setup.")
         if status == 403:
-            raise SyncError(f"Google refused {method} (403: {message}). Check that the People "
+            raise SyncError(f"Google rejected {method} (403: {message}). Check that the People "
                             "API is enabled for the OAuth client's project and that the "
                             "authorisation includes the scopes of the enabled sources.")
         raise SyncError(f"Google answered {method} with HTTP {status} ({message}).")

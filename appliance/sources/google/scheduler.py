@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from appliance.config import Config
-from appliance.errors import SyncError
+from appliance.errors import StoreError, SyncError
 from appliance.sources.google import auth
 from appliance.sources.google.sync import GoogleSync, SyncBusy
 from appliance.store import Store
@@ -97,7 +97,7 @@ def initial_authorisation_state(config: Config, store: Store) -> None:
     Not configured gives ``not_configured``; an OAuth client without stored
     credentials gives ``needed``. Otherwise the last sync's verdict stays, and a
     box that was not configured before counts as ``ok`` until its first sync
-    (a few seconds after start) says otherwise.
+    (a few seconds after start) reports otherwise.
     """
     current = store.get_state("google.authorisation")
     if not auth.is_configured(config):
@@ -109,7 +109,11 @@ def initial_authorisation_state(config: Config, store: Store) -> None:
     else:
         return
     if state != current:
-        store.set_state("google.authorisation", state)
+        try:
+            store.set_state("google.authorisation", state)
+        except StoreError as error:
+            # A read-only or full disk must not stop the directory from serving.
+            logger.error("authorisation state not stored", extra={"error": str(error)})
 
 
 def attach_google(appliance: "Appliance") -> None:
