@@ -16,13 +16,13 @@ from pathlib import Path
 
 from appliance.config import SETTINGS, Config
 from appliance.errors import ConfigError
+from appliance.sources.google.auth import credentials_path
 
 logger = logging.getLogger(__name__)
 
 PRIVATE_UMASK = 0o077
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-CREDENTIALS_NAME = "google-credentials.json"
 
 
 def use_private_umask() -> int:
@@ -40,14 +40,6 @@ def make_private_dir(path: Path) -> None:
         return
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, PRIVATE_DIR_MODE)
-
-
-def credentials_path(config: Config) -> Path:
-    """Return where the Google authorisation is kept: the setting or the data folder."""
-    configured = config.google.credentials
-    if configured:
-        return Path(configured)
-    return Path(config.storage.data_dir) / CREDENTIALS_NAME
 
 
 def secret_files(config: Config) -> list[tuple[Path, str]]:

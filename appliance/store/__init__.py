@@ -129,19 +129,26 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """Hold the writer connection inside one ``BEGIN IMMEDIATE`` transaction."""
+        """Hold the writer connection inside one ``BEGIN IMMEDIATE`` transaction.
+
+        Raises StoreError when SQLite cannot begin or commit, such as on a full disk
+        or a read-only file; the transaction is then rolled back and nothing changes.
+        """
         if self._writer is None:
             raise StoreError(f"Database {self.path} is closed.")
         with self._write_lock:
             connection = self._writer
-            connection.execute("BEGIN IMMEDIATE")
             try:
+                connection.execute("BEGIN IMMEDIATE")
                 yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            else:
                 connection.execute("COMMIT")
+            except BaseException as error:
+                # SQLite has already rolled back after some errors, such as SQLITE_FULL.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if isinstance(error, sqlite3.Error):
+                    raise _write_error(self.path, error) from error
+                raise
 
     def reader(self) -> sqlite3.Connection:
         """Return this thread's read-only connection, opening it on first use."""
@@ -318,6 +325,25 @@ def insert_contacts(connection: sqlite3.Connection, contacts: Iterable[Contact])
             "INSERT OR IGNORE INTO contact_labels (contact_id, label) VALUES (?, ?)",
             [(contact_id, label) for label in contact.labels],
         )
+
+
+def _write_error(path: Path, error: sqlite3.Error) -> StoreError:
+    """Return a StoreError for a failed write that says what the admin can do."""
+    text = str(error)
+    if "full" in text:
+        hint = "The disk under [storage] data_dir is full: free some space."
+    elif "readonly" in text or "read-only" in text:
+        hint = ("Make the database file and its folder writable by the appliance's user "
+                "(and check that the disk is not mounted read-only).")
+    elif "I/O" in text:
+        hint = ("SQLite could not write to the file: check that the disk works and that the "
+                "file is not read-only or immutable (lsattr).")
+    elif "locked" in text or "busy" in text:
+        hint = "Another process held the database too long: try again."
+    else:
+        hint = "Check the disk and the database file."
+    return StoreError(f"Database {path} cannot be written: {text}. {hint} Nothing was "
+                      "changed; the directory keeps serving the contacts it had.")
 
 
 def _set_state(connection: sqlite3.Connection, key: str, value: str | None) -> None:
