@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from appliance import __version__
 from appliance.errors import ConfigError
+from appliance.logs import LogStatus, log_status
 
 if TYPE_CHECKING:
     from appliance.config import Config
@@ -139,13 +140,12 @@ class HealthChecker:
     """Run the appliance's checks against the store, the threads and the disk.
 
     ``threads`` returns the background worker objects (each with ``name`` and
-    ``is_alive()``); ``log_status`` returns the logging setup's state, or is None
-    when logging has no status to report.
+    ``is_alive()``), and ``log_status`` returns the logging setup's LogStatus.
     """
 
     def __init__(self, store: "Store", config: "Config",
                  threads: Callable[[], Iterable[Any]] = list,
-                 log_status: Callable[[], Any] | None = None,
+                 log_status: Callable[[], "LogStatus"] = log_status,
                  clock: Callable[[], float] = time.time,
                  disk_usage: Callable[[Any], Any] = shutil.disk_usage) -> None:
         self.store = store
@@ -346,24 +346,26 @@ class HealthChecker:
                      f"only {free_mib} MiB free on the data folder's disk", "system", now)
 
     def _logs(self, now: float) -> Check:
-        if self.log_status is None:
+        status = self.log_status()
+        if status.directory is None:
             return Check("logs", "writing", PASS, None, None,
-                         "logs go to stdout only", "component", now)
-        ok, detail = _interpret_log_status(self.log_status())
-        if ok:
-            return Check("logs", "writing", PASS, True, None, detail, "component", now)
-        return Check("logs", "writing", WARN, False, None,
-                     detail or "the log file cannot be written", "component", now)
+                         "log files are off, so logs go to standard output only",
+                         "component", now)
+        is_writing = status.status == PASS
+        return Check("logs", "writing", PASS if is_writing else WARN, is_writing, None,
+                     status.output, "component", now)
 
     def _last_sync_error(self, now: float) -> Check:
         error = (self.store.get_state("sync.last_error") or "").strip()
         failures = int(_state_float(self.store, "sync.consecutive_failures") or 0)
         if not error and failures == 0:
             return Check("sync", "lastError", PASS, "", None, "", "component", now)
-        runs = "run" if failures == 1 else "runs"
+        if failures <= 1:
+            runs = "the last Google sync run"
+        else:
+            runs = f"the last {failures} Google sync runs"
         return Check("sync", "lastError", WARN, error[:200], None,
-                     f"the last {failures} Google sync {runs} failed: {error[:200]}",
-                     "component", now)
+                     f"{runs} failed: {error[:200]}", "component", now)
 
     # -- readiness and the sync record ----------------------------------------
 
@@ -388,19 +390,6 @@ class HealthChecker:
         except sqlite3.OperationalError:
             return []  # a database from before the run record existed
         return [SyncRun(*row) for row in rows]
-
-
-def _interpret_log_status(status: Any) -> tuple[bool, str]:
-    """Read the logging setup's status as (is writing, detail text)."""
-    if isinstance(status, bool):
-        return status, ""
-    ok = getattr(status, "ok", None)
-    if ok is None and isinstance(status, dict):
-        ok = status.get("ok")
-        detail = status.get("error") or status.get("detail") or ""
-    else:
-        detail = getattr(status, "error", None) or getattr(status, "detail", None) or ""
-    return bool(ok), str(detail)
 
 
 def _state_float(store: "Store", key: str) -> float | None:

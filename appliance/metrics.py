@@ -12,7 +12,6 @@ read the disk or the database from ``MetricsThread``, which refreshes them every
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import re
 import shutil
@@ -83,20 +82,6 @@ def phone_family(model: str | None, user_agent: str | None) -> str | None:
 def method_label(method: str) -> str:
     """Return the method as a label value from a fixed set, so it stays bounded."""
     return method if method in HTTP_METHODS else OTHER_METHOD
-
-
-def directory_size_bytes(path: Path | None) -> int:
-    """Add up the sizes of the regular files under ``path``; 0 when it is missing."""
-    if path is None:
-        return 0
-    total = 0
-    for folder, _, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                continue  # rotated away between listing and stat
-    return total
 
 
 class Metrics:
@@ -359,7 +344,7 @@ class Metrics:
 
     # -- gauges that cost I/O ---------------------------------------------------
 
-    def refresh(self, store: "Store", log_dir: Path | None = None) -> None:
+    def refresh(self, store: "Store", log_dir_bytes: int = 0) -> None:
         """Read counts, sizes, disk space and sync state into their gauges.
 
         Runs on the metrics thread; raises OSError or sqlite3.Error when the disk
@@ -371,7 +356,7 @@ class Metrics:
         usage = self.disk_usage(store.path.parent)
         self.disk_free.set(usage.free)
         self.disk_total.set(usage.total)
-        self.log_dir_size.set(directory_size_bytes(log_dir))
+        self.log_dir_size.set(log_dir_bytes)
         self._refresh_sync_state(store)
         self.refreshed_at.set(self.clock())
 
@@ -422,11 +407,11 @@ class MetricsThread:
     name = "metrics"
 
     def __init__(self, metrics: Metrics, store: "Store", interval_s: float,
-                 log_dir: Callable[[], Path | None] = lambda: None) -> None:
+                 log_dir_bytes: Callable[[], int] = lambda: 0) -> None:
         self.metrics = metrics
         self.store = store
         self.interval_s = interval_s
-        self.log_dir = log_dir
+        self.log_dir_bytes = log_dir_bytes
         self.last_refresh_ok: bool | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -447,7 +432,7 @@ class MetricsThread:
     def refresh_once(self) -> bool:
         """Refresh the gauges now; log a failure once and its recovery once."""
         try:
-            self.metrics.refresh(self.store, self.log_dir())
+            self.metrics.refresh(self.store, self.log_dir_bytes())
         except Exception:  # the thread's boundary: keep refreshing on later passes
             if self.last_refresh_ok is not False:
                 logger.exception("metrics refresh failed")

@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from appliance.health import HealthChecker, RequestHistory
+from appliance.logs import log_status
 from appliance.metrics import MetricsThread, build_metrics
 from appliance.profiling import SlowRequestLog
 
@@ -27,8 +28,9 @@ def attach_monitoring(appliance: "Appliance") -> None:
     config = appliance.config
     appliance.metrics = build_metrics()
     appliance.metrics.subscribe(appliance.events)
-    appliance.threads.append(MetricsThread(appliance.metrics, appliance.store,
-                                           config.metrics.refresh_seconds))
+    appliance.threads.append(MetricsThread(
+        appliance.metrics, appliance.store, config.metrics.refresh_seconds,
+        log_dir_bytes=lambda: log_status().dir_size_bytes))
     appliance.request_history = RequestHistory()
     appliance.health = HealthChecker(appliance.store, config,
                                      threads=lambda: appliance.threads)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import namedtuple
-from types import SimpleNamespace
 
 import pytest
 
 from appliance.errors import ConfigError
 from appliance.health import FAIL, PASS, WARN, HealthChecker, RequestHistory, worst_status
+from appliance.logs import LogStatus, log_status
 from appliance.model import Contact
 from appliance.store import Store
 from appliance.web.health import prefers_html
@@ -52,7 +52,7 @@ def make_checker(store, make_config):
     """Build a HealthChecker on the test store with a pinned clock and fake threads."""
 
     def factory(health: dict[str, str] | None = None, threads=None, clock=None,
-                free_bytes: int = 50 * GIB, log_status=None) -> HealthChecker:
+                free_bytes: int = 50 * GIB, log_status=log_status) -> HealthChecker:
         config = make_config(health={"cache_seconds": "0", **(health or {})})
         workers = threads if threads is not None else [FakeWorker("sync-scheduler"),
                                                        FakeWorker("metrics")]
@@ -194,17 +194,18 @@ def test_health_last_sync_error_warns(store, make_checker):
     assert "the last 2 Google sync runs failed" in report.output
 
 
-@pytest.mark.parametrize("log_status, status", [
-    (None, PASS),
-    (lambda: True, PASS),
-    (lambda: {"ok": False, "error": "disk full"}, WARN),
-    (lambda: SimpleNamespace(ok=True, error=None), PASS),
-    (lambda: SimpleNamespace(ok=False, error="permission denied"), WARN),
+@pytest.mark.parametrize("log_status, status, output", [
+    (LogStatus("pass", "", None, None, 0, 0), PASS, "log files are off"),
+    (LogStatus("pass", "", "/var/log/phonebook", None, 0, 4096), PASS, ""),
+    (LogStatus("warn", "log files in /var/log/phonebook cannot be written (disk full)",
+               "/var/log/phonebook", NOW - 5, 12, 4096), WARN, "disk full"),
 ])
-def test_health_log_writing_status(store, make_checker, log_status, status):
+def test_health_log_writing_status(store, make_checker, log_status, status, output):
     authorise(store, NOW - 60)
-    report = make_checker(log_status=log_status).report()
-    assert check_status(report, "logs:writing") == status
+    report = make_checker(log_status=lambda: log_status).report()
+    check = next(check for check in report.checks if check.key == "logs:writing")
+    assert check.status == status
+    assert output in check.output
 
 
 def test_health_cached_until_ttl(store, make_checker):

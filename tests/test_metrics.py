@@ -176,12 +176,9 @@ def run_script(base_url: str, metrics, tmp_path: Path) -> None:
     emit("notify.sent", channel="webhook", outcome="ok")
     emit("notify.sent", channel="email", outcome="error")
 
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    (log_dir / "appliance.log").write_bytes(b"x" * 2048)
     state = {"google.authorisation": "ok", "sync.last_attempt_at": str(PINNED_NOW - 10),
              "sync.last_success_at": str(PINNED_NOW - 96), "sync.consecutive_failures": "1"}
-    metrics.refresh(FakeStore(tmp_path, state), log_dir)
+    metrics.refresh(FakeStore(tmp_path, state), log_dir_bytes=2048)
 
 
 def test_metrics_whole_output_after_script(scripted):

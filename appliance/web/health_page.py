@@ -7,6 +7,7 @@ shows no contact data.
 
 from __future__ import annotations
 
+import time
 from html import escape
 from typing import Iterable, Sequence
 
@@ -16,6 +17,8 @@ CHART_WIDTH = 600
 CHART_HEIGHT = 140
 _MARGIN_LEFT = 48
 _MARGIN_BOTTOM = 20
+# Room above the highest value, so its dot is not cut in half by the edge.
+_PAD_TOP = 6
 
 STYLE = """
 body{font:15px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2733;
@@ -27,6 +30,7 @@ table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #dde3ea;vertical-align:top}
 th{background:#e9eef3;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.time{white-space:nowrap;font-variant-numeric:tabular-nums}
 .status{display:inline-block;min-width:3.2em;text-align:center;border-radius:4px;
 padding:1px 6px;font-weight:600;color:#fff}
 .pass{background:#2e7d32}.warn{background:#b26a00}.fail{background:#c62828}
@@ -126,13 +130,18 @@ def _render_runs(runs: Sequence[SyncRun]) -> str:
         duration = ("" if run.finished_at is None
                     else f"{max(0.0, run.finished_at - run.started_at):.1f} s")
         rows.append(
-            f"<tr><td>{escape(iso_time(run.started_at))}</td><td>{escape(run.kind)}</td>"
+            f'<tr><td class="time">{escape(_format_time(run.started_at))}</td>'
+            f"<td>{escape(run.kind)}</td>"
             f'<td><span class="status {escape(run.outcome)}">{escape(run.outcome)}</span>'
             f'</td><td class="num">{duration}</td><td class="num">{run.added}</td>'
             f'<td class="num">{run.updated}</td><td class="num">{run.deleted}</td>'
             f"<td>{escape(run.error[:200])}</td></tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)
+
+
+def _format_time(unix_s: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(unix_s))
 
 
 def _render_rate_chart(history: Sequence[tuple[float, int, float | None, float | None]]) -> str:
@@ -145,7 +154,7 @@ def _render_rate_chart(history: Sequence[tuple[float, int, float | None, float |
     for index, count in enumerate(counts):
         if count == 0:
             continue
-        height = plot_h * count / top
+        height = (plot_h - _PAD_TOP) * count / top
         x = _MARGIN_LEFT + index * bar_w
         bars.append(f'<rect x="{x:.1f}" y="{plot_h - height:.1f}" width="{bar_w * 0.8:.1f}" '
                     f'height="{height:.1f}" fill="#1565c0"><title>{count} requests</title>'
@@ -172,12 +181,17 @@ def _polyline(values: Sequence[float | None], top: float, colour: str, name: str
     plot_w = CHART_WIDTH - _MARGIN_LEFT
     plot_h = CHART_HEIGHT - _MARGIN_BOTTOM
     step = plot_w / max(len(values), 1)
-    points = [f"{_MARGIN_LEFT + (index + 0.4) * step:.1f},{plot_h - plot_h * value / top:.1f}"
+    points = [(_MARGIN_LEFT + (index + 0.4) * step,
+               plot_h - (plot_h - _PAD_TOP) * value / top)
               for index, value in enumerate(values) if value is not None]
     if not points:
         return ""
-    return (f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
-            f'stroke-width="2"><title>{name}</title></polyline>')
+    # A dot per minute, so a minute between two quiet ones still shows.
+    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>'
+                   for x, y in points)
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    return (f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2">'
+            f"<title>{name}</title></polyline>{dots}")
 
 
 def _axes(top_label: str, bottom_label: str) -> str:
