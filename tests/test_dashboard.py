@@ -48,7 +48,8 @@ EXPRESSIONS = [target["expr"] for target in TARGETS]
 
 
 def variable(name: str) -> dict:
-    return next(item for item in DASHBOARD["templating"]["list"] if item["name"] == name)
+    variables = DASHBOARD["templating"]["list"]
+    return next(item for item in variables if item["name"] == name)
 
 
 def variable_metric_names() -> set[str]:
