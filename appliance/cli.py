@@ -87,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
                                help="read the password from the first line of standard input "
                                     "instead of asking twice on the terminal")
     hash_password.set_defaults(handler=cmd_hash_password, needs_config=False)
+
+    profile = commands.add_parser(
+        "profile", help="send a synthetic phone load through the app in-process and print "
+                        "the functions that take the most time")
+    _add_config_option(profile)
+    profile.add_argument("--requests", type=int, default=2000, metavar="N",
+                         help="requests to send (default 2000)")
+    profile.add_argument("--path", action="append", dest="paths", metavar="PATH",
+                         help="request path with its query, such as "
+                              "/directory/search/name?q=ann; repeat for several. Default: "
+                              "a phone session of menu, browse, searches and lookup")
+    profile.add_argument("--top", type=int, default=25, metavar="N",
+                         help="functions to list in each table (default 25)")
+    profile.set_defaults(handler=cmd_profile)
     return parser
 
 
@@ -133,6 +147,21 @@ def cmd_init_config(args: argparse.Namespace, config: Config | None) -> int:
     from appliance.locations import render_service_ini
 
     sys.stdout.write(render_service_ini() if args.service else render_example_ini())
+    return EXIT_OK
+
+
+def cmd_profile(args: argparse.Namespace, config: Config) -> int:
+    from appliance.profiling import DEFAULT_LOAD_PATHS, run_profile
+
+    if args.requests < 1 or args.top < 1:
+        raise ConfigError(f"Invalid --requests {args.requests} or --top {args.top}: "
+                          "expected whole numbers of at least 1, such as 2000 and 25.")
+    paths = args.paths or list(DEFAULT_LOAD_PATHS)
+    bad = [path for path in paths if not path.startswith("/")]
+    if bad:
+        raise ConfigError(f"Invalid --path {bad[0]!r}: expected a path that starts with /, "
+                          "such as /directory/search/name?q=ann.")
+    run_profile(config, args.requests, paths, args.top, sys.stdout)
     return EXIT_OK
 
 

@@ -19,10 +19,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TextIO
 from wsgiref.util import setup_testing_defaults
 
 if TYPE_CHECKING:
+    from appliance.config import Config
     from appliance.runtime import Appliance
     from appliance.web.middleware import RequestRecord
 
@@ -165,6 +166,10 @@ class Sampler:
         self.max_seconds = max_seconds
         self._lock = threading.Lock()
 
+    @property
+    def is_running(self) -> bool:
+        return self._lock.locked()
+
     def run(self, seconds: float, requested_by: str) -> StackProfile:
         """Sample for ``seconds``; raise ProfileBusy when a run is already going."""
         if not self._lock.acquire(blocking=False):
@@ -186,14 +191,14 @@ PHONE_HEADERS = {"HTTP_X_CISCOIPPHONEMODELNAME": "CP-8845",
                  "HTTP_ACCEPT": "x-CiscoIPPhone/*;version=1.0, text/xml"}
 
 
-def default_load_paths(appliance: "Appliance") -> list[str]:
-    """Return every GET route of the app that takes no parameters, but /debug ones."""
-    paths = []
-    for route in appliance.bottle_app.routes:
-        if route.method != "GET" or "<" in route.rule or route.rule.startswith("/debug"):
-            continue
-        paths.append(route.rule)
-    return sorted(set(paths))
+# One phone session after another: the menu, browsing by letter, the three
+# searches, a second page and a caller-ID lookup.
+DEFAULT_LOAD_PATHS = (
+    "/directory", "/directory/browse", "/directory/browse?group=A",
+    "/directory/search/name?q=an", "/directory/search/number?q=555",
+    "/directory/search/keypad?q=26", "/directory/browse?group=M&page=2",
+    "/lookup?number=5550100",
+)
 
 
 def call_app(wsgi: Callable, path: str, headers: dict[str, str]) -> int:
@@ -223,7 +228,7 @@ class LoadResult:
     requests: int
     elapsed_s: float
     statuses: Counter
-    stats: pstats.Stats
+    profiler: cProfile.Profile
 
 
 def profile_load(appliance: "Appliance", paths: Sequence[str], requests: int) -> LoadResult:
@@ -238,7 +243,27 @@ def profile_load(appliance: "Appliance", paths: Sequence[str], requests: int) ->
     finally:
         profiler.disable()
     elapsed_s = time.perf_counter() - started
-    return LoadResult(requests, elapsed_s, statuses, pstats.Stats(profiler))
+    return LoadResult(requests, elapsed_s, statuses, profiler)
+
+
+def run_profile(config: "Config", requests: int, paths: Sequence[str], top: int,
+                out: TextIO) -> None:
+    """Build the appliance from ``config``, run the load under cProfile and print
+    the report.
+
+    The per-client rate limit is turned off for the run, because every request
+    comes from one address.
+    """
+    from appliance.config import load_config
+    from appliance.runtime import build_appliance
+
+    config = load_config(config.path, overrides={("phones", "rate_limit_per_second"): "0"})
+    appliance = build_appliance(config)
+    try:
+        result = profile_load(appliance, paths, requests)
+    finally:
+        appliance.stop()
+    out.write(render_load_report(result, paths, top))
 
 
 def render_load_report(result: LoadResult, paths: Iterable[str], top: int) -> str:
@@ -246,11 +271,12 @@ def render_load_report(result: LoadResult, paths: Iterable[str], top: int) -> st
     rate = result.requests / result.elapsed_s if result.elapsed_s else 0.0
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.statuses.items()))
     lines = [f"{result.requests} requests in {result.elapsed_s:.2f} s under cProfile "
-             f"({rate:.0f} per second; cProfile slows Python code down by about half)",
+             f"({rate:.0f} per second, with the per-client rate limit off; cProfile "
+             "itself adds roughly half again to the time)",
              f"paths: {', '.join(paths)}", f"statuses: {statuses}", ""]
     for order, heading in (("tottime", "by own time"), ("cumulative", "by total time")):
         buffer = io.StringIO()
-        stats = pstats.Stats(result.stats, stream=buffer)
+        stats = pstats.Stats(result.profiler, stream=buffer)
         stats.sort_stats(order).print_stats(top)
         lines += [f"## top {top} functions {heading}", _trim_stats(buffer.getvalue()), ""]
     return "\n".join(lines)
