@@ -17,6 +17,7 @@ from appliance.config import Config, load_config
 from appliance.errors import ApplianceError, ConfigError
 from appliance.filemodes import use_private_umask
 from appliance.locations import find_config
+from appliance.logs import LoggingSetup, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the directory to phones")
     _add_config_option(serve)
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=cmd_serve, log_files=True)
 
     do_import = commands.add_parser(
         "import", help="replace the imported contacts with a CSV or vCard file")
@@ -223,13 +224,16 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
         store.close()
 
 
-def _setup_basic_logging() -> None:
-    """Send log lines to stderr until the logging setup takes over."""
-    if not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.INFO)
+def _setup_logging(args: argparse.Namespace, config: Config) -> LoggingSetup:
+    """Log as [logging] says for ``serve``; other commands log to stderr only.
+
+    Those run beside a server that owns the log files, and their standard output
+    carries the command's own output. On a terminal their lines are text.
+    """
+    if getattr(args, "log_files", False):
+        return setup_logging(config)
+    return setup_logging(config, files=False, console_stream=sys.stderr,
+                         console_format="text" if sys.stderr.isatty() else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,12 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     handler: Callable[[argparse.Namespace, Config], int] = args.handler
+    logging_setup = None
     try:
         if not getattr(args, "needs_config", True):
             return handler(args, None)
         args.config_choice = find_config(getattr(args, "config", None))
         config = load_config(args.config_choice.path)
-        _setup_basic_logging()
+        logging_setup = _setup_logging(args, config)
         use_private_umask()
         logger.info("config loaded", extra={"config": config.source,
                                             "config_origin": args.config_choice.origin})
@@ -260,3 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
+    finally:
+        if logging_setup is not None:
+            logging_setup.close()

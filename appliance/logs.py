@@ -17,12 +17,14 @@ check whether the files are being written.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import parse_qsl
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -32,6 +34,9 @@ from appliance.errors import ConfigError
 from appliance.logfiles import FILE_RETRY_INTERVAL_S, LogDirectory, RotatingLogFile, WriteState
 from appliance.redaction import RedactionFilter, register_config_secrets
 
+if TYPE_CHECKING:
+    from appliance.web.middleware import RequestRecord
+
 ACCESS_LOGGER = "appliance.web.access"
 APP_LOG = "app.log"
 ERRORS_LOG = "errors.log"
@@ -40,6 +45,16 @@ MIB = 1024 * 1024
 
 # Rotation periods the handler accepts, as written in [logging] when.
 WHEN_CHOICES = ("s", "m", "h", "d", "midnight", "w0", "w1", "w2", "w3", "w4", "w5", "w6")
+
+# Prometheus scrapes every few seconds; their access lines are DEBUG, so they stay
+# out of access.log unless [logging] level is debug.
+QUIET_PATH_PREFIXES = ("/metrics",)
+# Cisco phones append ?name=SEP<MAC> (the device name) to service URLs. Other
+# "name" parameters, such as a search form's, are not device names.
+_DEVICE_NAME = re.compile(r"SEP[0-9A-Fa-f]{12}")
+_FIELD_MAX_CHARS = 256
+
+_access_logger = logging.getLogger(ACCESS_LOGGER)
 
 _FIELD_NAMES = {"levelname": "level", "name": "logger", "exc_info": "exception",
                 "stack_info": "stack"}
@@ -189,12 +204,14 @@ def log_status() -> LogStatus:
 
 
 def setup_logging(config: Config, *, files: bool = True, console_stream: TextIO | None = None,
+                  console_format: str | None = None,
                   retry_interval_s: float = FILE_RETRY_INTERVAL_S) -> LoggingSetup:
     """Install the console and file handlers on the root logger; replace earlier ones.
 
     ``files=False`` leaves the log files alone: commands other than ``serve`` run
     beside a server that owns them, and two processes rotating one file lose
-    lines. ``console_stream`` defaults to standard output.
+    lines. ``console_stream`` defaults to standard output and ``console_format``
+    (json or text) to ``[logging] format``.
 
     Raises ConfigError for a rotation setting the handler cannot honour.
     """
@@ -209,7 +226,8 @@ def setup_logging(config: Config, *, files: bool = True, console_stream: TextIO 
     console = None
     if settings.console:
         console = logging.StreamHandler(console_stream or sys.stdout)
-        console.setFormatter(JsonLineFormatter() if settings.format == "json"
+        console_format = console_format or settings.format
+        console.setFormatter(JsonLineFormatter() if console_format == "json"
                              else TextLineFormatter())
         console.setLevel(level)
         handlers.append(console)
@@ -336,3 +354,41 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     logging.getLogger("appliance.threads").error(
         "thread ended by an exception", extra={"thread_name": thread_name},
         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def log_access(record: "RequestRecord") -> None:
+    """Write the access line of a finished request; a middleware ``on_finish`` hook."""
+    environ = record.environ
+    quiet = any(record.path == prefix or record.path.startswith(prefix + "/")
+                for prefix in QUIET_PATH_PREFIXES)
+    level = logging.DEBUG if quiet else logging.INFO
+    if not _access_logger.isEnabledFor(level):
+        return
+    fields = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "route": record.route,
+        "path": record.path[:_FIELD_MAX_CHARS],
+        "status": record.status,
+        "duration_ms": round(record.duration_s * 1000, 2),
+        "bytes": record.bytes_sent,
+        "client": record.client,
+        "phone_model": _header(environ, "HTTP_X_CISCOIPPHONEMODELNAME"),
+        "device_name": device_name(environ.get("QUERY_STRING", "")),
+        "user_agent": _header(environ, "HTTP_USER_AGENT"),
+    }
+    _access_logger.log(level, "request", extra={
+        key: value for key, value in fields.items() if value is not None})
+
+
+def device_name(query_string: str) -> str | None:
+    """Return the ``name`` a phone appends to service URLs (``SEP001122334455``)."""
+    for key, value in parse_qsl(query_string, keep_blank_values=False):
+        if key == "name" and _DEVICE_NAME.fullmatch(value):
+            return value
+    return None
+
+
+def _header(environ: dict, key: str) -> str | None:
+    value = environ.get(key)
+    return value[:_FIELD_MAX_CHARS] if value else None
