@@ -57,13 +57,16 @@ class PrometheusServer:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        token_file = folder / "phonebook.token"
+        token_file.write_text(TOKEN + "\n", encoding="utf-8")
         self.config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
                        "evaluation_interval": "1s"},
             "rule_files": [str(RULES_FILE)],
             "scrape_configs": [{
                 "job_name": JOB,
-                "authorization": {"type": "Bearer", "credentials": TOKEN},
+                "authorization": {"type": "Bearer",
+                                  "credentials_file": str(token_file)},
                 "static_configs": [{"targets": [target]}],
             }],
         }
@@ -172,8 +175,8 @@ def scraped(serve, google_config, fake_google, tmp_path):
                                                  "refresh_seconds": "1"}})
     appliance = serve(config=config)
     instance = f"127.0.0.1:{appliance.server.port}"
+    (tmp_path / "prometheus").mkdir()
     prometheus = PrometheusServer(tmp_path / "prometheus", instance)
-    prometheus.folder.mkdir()
     prometheus.start()
     try:
         wait_for(lambda: prometheus.total(f'up{{job="{JOB}"}}') == 1, 15,
