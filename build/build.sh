@@ -91,10 +91,12 @@ print(json.dumps({
 }, indent=2))
 EOF
 
+# Built aside and renamed into dist/, so a program running or copying the
+# previous binary never sees a half-written file.
 "$venv/bin/pyinstaller" --noconfirm --log-level WARN \
-  --distpath "$dist" --workpath "$work/pyinstaller" pyinstaller.spec
-
+  --distpath "$work/dist" --workpath "$work/pyinstaller" pyinstaller.spec
 binary="$dist/phonebook-appliance"
+mv -f "$work/dist/phonebook-appliance" "$binary"
 "$venv/bin/python" build/size_report.py "$binary" | tee "$dist/phonebook-appliance.size.txt"
 
 # Release archive: what an admin downloads and unpacks on the box.
