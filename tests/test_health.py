@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import namedtuple
+from pathlib import Path
 
 import pytest
 
@@ -326,3 +327,16 @@ def test_readyz_not_ready_while_stopping(serve):
     response = running.get("/readyz")
     assert response.status_code == 503
     assert "stopping" in response.text
+
+
+def test_health_every_check_documented(store, make_checker):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text(
+        encoding="utf-8")
+    authorise(store, NOW - 60)
+    checker = make_checker()
+    checker.check_integrity()
+    store.set_state("sync.last_error", "timed out")
+    keys = [check.key for check in checker.report().checks]
+    undocumented = [key for key in keys if f"`{key}`" not in page]
+    assert len(keys) == 10
+    assert undocumented == []

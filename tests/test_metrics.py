@@ -380,3 +380,14 @@ def test_metrics_scrape_cost_measured(serve):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "metrics-scrape.txt").write_text(report, encoding="utf-8")
     print(report)
+
+
+def test_metrics_every_name_documented():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "monitoring.md").read_text(
+        encoding="utf-8")
+    # prometheus-client names a family without the suffix its samples carry.
+    suffixes = {"counter": "_total", "info": "_info"}
+    names = {metric.name + suffixes.get(metric.type, "")
+             for metric in build_metrics().registry.collect()}
+    undocumented = sorted(name for name in names if f"`{name}`" not in page)
+    assert undocumented == []
