@@ -74,6 +74,7 @@ class Appliance:
             stop = getattr(worker, "stop", None)
             if stop is not None:
                 stop()
+        self.directory.close()
         self.store.close()
 
 

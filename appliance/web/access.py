@@ -22,7 +22,6 @@ address.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import math
 import threading
@@ -30,10 +29,10 @@ import time
 from collections import OrderedDict
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl, urlencode
-from xml.etree import ElementTree
 
 from appliance.config import Config
 from appliance.tokens import PhoneTokens
+from appliance.web.errors import render_error, status_line
 
 logger = logging.getLogger(__name__)
 
@@ -161,19 +160,6 @@ class _DenialLog:
         logger.log(level, message, extra={"client": client, "reason": reason, **fields})
 
 
-def render_phone_text(title: str, text: str) -> bytes:
-    """Render a CiscoIPPhoneText page; callers pass ASCII text within Cisco's limits."""
-    root = ElementTree.Element("CiscoIPPhoneText")
-    ElementTree.SubElement(root, "Title").text = title[:32]
-    ElementTree.SubElement(root, "Text").text = text[:4000]
-    body = ElementTree.tostring(root, encoding="unicode")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode("utf-8")
-
-
-def _wants_json(environ: dict) -> bool:
-    return "application/json" in environ.get("HTTP_ACCEPT", "")
-
-
 def split_token(query_string: str) -> tuple[str, str]:
     """Return the first ``token`` value and the query string without any token."""
     token = ""
@@ -214,7 +200,7 @@ class AccessControl:
         if family == ADMIN:
             if not is_allowed(address, self.admin_networks):
                 self._denials.record("admin request refused", client, "network")
-                return self._refuse(environ, start_response, ADMIN, 403,
+                return self._refuse(environ, start_response, 403,
                                     "This address may not use the admin pages.")
             return self.app(environ, start_response)
         return self._phone(environ, start_response, address, client)
@@ -223,14 +209,14 @@ class AccessControl:
                client: str) -> Iterable[bytes]:
         if not is_allowed(address, self.phone_networks):
             self._denials.record("phone request refused", client, "network")
-            return self._refuse(environ, start_response, PHONE, 403,
+            return self._refuse(environ, start_response, 403,
                                 "Access denied: this address may not use the directory.")
 
         wait_s = self.limiter.take(rate_limit_key(address))
         if wait_s > 0:
             self._denials.record("phone request refused", client, "rate limit")
             retry_after = str(max(1, math.ceil(wait_s)))
-            return self._refuse(environ, start_response, PHONE, 429,
+            return self._refuse(environ, start_response, 429,
                                 "Too many requests. Wait a moment, then try again.",
                                 [("Retry-After", retry_after)])
 
@@ -239,7 +225,7 @@ class AccessControl:
             # The token leaves the query string so no later code can log it.
             environ["QUERY_STRING"] = rest
             if not self._accept_token(environ, token, client):
-                return self._refuse(environ, start_response, PHONE, 403,
+                return self._refuse(environ, start_response, 403,
                                     "Access denied: this phone needs a valid directory "
                                     "token. Ask the administrator for one.")
         return self.app(environ, start_response)
@@ -258,20 +244,11 @@ class AccessControl:
         environ[ENVIRON_TOKEN] = token
         return True
 
-    def _refuse(self, environ: dict, start_response: Callable, family: str, status: int,
-                message: str, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
-        reason = {403: "Forbidden", 429: "Too Many Requests"}[status]
-        if _wants_json(environ):
-            body = json.dumps({"ok": False, "error": message, "status": status}).encode()
-            content_type = "application/json"
-        elif family == PHONE:
-            body = render_phone_text("Directory", message)
-            content_type = "text/xml; charset=utf-8"
-        else:
-            body = f"{status} {reason}: {message}\n".encode()
-            content_type = "text/plain; charset=utf-8"
+    def _refuse(self, environ: dict, start_response: Callable, status: int, message: str,
+                headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+        content_type, body = render_error(environ, status, message)
         response_headers = [("Content-Type", content_type),
                             ("Content-Length", str(len(body))),
                             ("Cache-Control", "no-store")] + (headers or [])
-        start_response(f"{status} {reason}", response_headers)
+        start_response(status_line(status), response_headers)
         return [body]
