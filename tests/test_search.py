@@ -11,22 +11,10 @@ from appliance.directory import Directory, paginate
 from appliance.directory.dialplan import DialPlan
 from appliance.directory.index import BROWSE_SPLIT_ABOVE, DirectoryIndex
 from appliance.directory.naming import contact_name, number_labels, words_of
-from appliance.directory.numbers import parse_number
 from appliance.events import Events
 from appliance.model import Contact, PhoneNumber
 from appliance.store import Store
-
-
-def contact(source_id: str, given: str = "", family: str = "", *numbers: tuple[str, str],
-            **fields: str) -> Contact:
-    """Build an imported contact; numbers are (raw, label) and parsed as the importer does."""
-    parsed = []
-    for position, (raw, label) in enumerate(numbers):
-        e164, extension = parse_number(raw, "US")
-        parsed.append(PhoneNumber(raw=raw, type_label=label, is_primary=position == 0,
-                                  e164=e164, extension=extension))
-    return Contact("import", source_id, given_name=given, family_name=family,
-                   numbers=parsed, **fields)
+from contact_factory import imported_contact as contact
 
 
 PEOPLE = [
