@@ -18,6 +18,7 @@ from appliance.events import Events
 from appliance.filemodes import check_secret_files, warn_if_config_readable
 from appliance.logs import log_access
 from appliance.monitoring import attach_monitoring, request_hooks
+from appliance.notify import Notifier
 from appliance.sources.google.scheduler import attach_google
 from appliance.sources.sample import load_sample_contacts
 from appliance.store import Store
@@ -55,6 +56,8 @@ class Appliance:
     request_history: Any = None
     # Admin login for /setup and the other admin pages.
     admin_auth: Any = None
+    # Webhook and email notifications, made by build_appliance.
+    notifier: Any = None
     # Google sync and its scheduler thread; None when Google is not configured.
     google_sync: Any = None
     sync_scheduler: Any = None
@@ -123,9 +126,12 @@ def build_appliance(config: Config) -> Appliance:
     appliance.tokens = PhoneTokens(store)
     appliance.threads.append(TokenUseRecorder(appliance.tokens))
     access = AccessControl(appliance.bottle_app, config, appliance.tokens)
+    appliance.notifier = Notifier(config, events, store,
+                                  appliance_url=lambda: appliance.base_url)
+    appliance.threads.append(appliance.notifier)
     on_start, on_finish = request_hooks(appliance)
-    appliance.middleware = RequestMiddleware(ErrorBoundary(access),
-                                             on_finish=[*on_finish, log_access],
+    on_finish += [appliance.notifier.record_request, log_access]
+    appliance.middleware = RequestMiddleware(ErrorBoundary(access), on_finish=on_finish,
                                              on_start=on_start)
     appliance.wsgi = appliance.middleware
     appliance.bind_port(config.server.port)
