@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import ImportFileError
-from appliance.model import Contact
+from appliance.model import Contact, PhoneNumber
 from appliance.sources.files import ImportResult, read_contact_file
 
 DATA = Path(__file__).parent / "data"
@@ -178,6 +178,7 @@ HARD_CARDS = [
     (["fn:ada lovelace"], "3.0", "display_name", "ada lovelace"),
     (["ORG:Acme\\, Inc.;Research;Lab 2"], "3.0", "company", "Acme, Inc."),
     (["ORG:Acme"], "3.0", "display_name", ""),
+    ([], "3.0", "numbers", [PhoneNumber("+1 202 555 0150", "mobile", False, "+12025550150")]),
     (["NICKNAME:Sparky,Sparks"], "3.0", "nickname", "Sparky"),
     (["TITLE:Head of Sales\\, EMEA"], "3.0", "job_title", "Head of Sales, EMEA"),
     (["FN:A", "CATEGORIES:Sales\\, EMEA,Staff"], "3.0", "labels", ["Sales, EMEA", "Staff"]),
