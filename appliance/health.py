@@ -315,8 +315,8 @@ class HealthChecker:
                          "component", now)
         if authorisation == "needed":
             return Check("google", "authorisation", FAIL, authorisation, None,
-                         "Google authorisation was lost: an admin must authorise again "
-                         "at /setup", "component", now)
+                         "Google authorisation is needed: an admin must authorise the "
+                         "appliance at /setup", "component", now)
         return Check("google", "authorisation", WARN, authorisation[:40], None,
                      "the Google authorisation state is not known", "component", now)
 

@@ -112,7 +112,7 @@ def test_health_authorisation_lost_fails(store, make_checker):
     report = checker.report()
     assert report.status == FAIL
     assert check_status(report, "google:authorisation") == FAIL
-    assert "authorise again" in report.output
+    assert "must authorise the appliance at /setup" in report.output
 
 
 @pytest.mark.parametrize("free_mib, status", [
