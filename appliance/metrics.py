@@ -307,7 +307,9 @@ class Metrics:
                           updated: int = 0, deleted: int = 0,
                           started_at: float | None = None,
                           finished_at: float | None = None, **_: Any) -> None:
-        kind = kind if kind in SYNC_KINDS else "full"
+        if kind not in SYNC_KINDS:
+            logger.warning("unknown sync kind in event", extra={"kind": kind})
+            kind = "full"
         outcome = "ok" if outcome == "ok" else "error"
         self.sync_runs.labels(kind, outcome).inc()
         self.sync_duration.labels(kind).observe(duration_s)

@@ -391,3 +391,10 @@ def test_metrics_every_name_documented():
              for metric in build_metrics().registry.collect()}
     undocumented = sorted(name for name in names if f"`{name}`" not in page)
     assert undocumented == []
+
+
+def test_metrics_head_gives_headers_only(scripted):
+    response = requests.head(f"{scripted.base_url}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert response.content == b""

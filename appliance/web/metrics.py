@@ -91,6 +91,10 @@ def register(app: bottle.Bottle, appliance: "Appliance") -> None:
             captured["status"] = status_line
             captured["headers"] = headers
 
+        # prometheus-client answers HEAD with 405; Bottle drops the body of a
+        # HEAD response, so serving it as GET gives the right headers.
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            environ = {**environ, "REQUEST_METHOD": "GET"}
         body = b"".join(exposition(environ, start_response))
         logger.debug("metrics scraped", extra={"bytes": len(body)})
         response = bottle.HTTPResponse(body, status=captured["status"])
