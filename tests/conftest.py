@@ -79,17 +79,22 @@ def serve(make_config) -> Iterator[Callable[..., RunningAppliance]]:
     """Start appliances on free ports; each is stopped when the test ends.
 
     Call with ini sections as keyword arguments, or ``config=`` for a ready Config.
-    Without ``public_base_url``, links use 127.0.0.1 and the bound port.
+    Without ``public_base_url``, links use 127.0.0.1 and the bound port. ``prepare``
+    runs on the built appliance before its threads and its server start.
     """
     running: list[RunningAppliance] = []
 
-    def start(config: Config | None = None, **sections) -> RunningAppliance:
+    def start(config: Config | None = None,
+              prepare: Callable[[Appliance], None] | None = None,
+              **sections) -> RunningAppliance:
         server_settings = sections.setdefault("server", {})
         server_settings.setdefault("port", "0")
         server_settings.setdefault("host", "127.0.0.1")
         if config is None:
             config = make_config(**sections)
         appliance = build_appliance(config)
+        if prepare is not None:
+            prepare(appliance)
         server = Server(appliance.wsgi, "127.0.0.1", config.server.port, threads=4,
                         **adjustments_from_config(config))
         appliance.bind_port(server.port)
