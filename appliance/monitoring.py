@@ -7,7 +7,7 @@ because the /metrics and /health routes read what it puts on the appliance.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 from appliance.health import HealthChecker, RequestHistory
 from appliance.logs import log_status
@@ -59,7 +59,3 @@ def request_hooks(appliance: "Appliance") -> tuple[list[Callable[[dict], None]],
         on_finish.append(SlowRequestLog(appliance.config.profiling.slow_request_ms).on_finish)
     return [appliance.metrics.on_start], on_finish
 
-
-def find_thread(threads: Iterable[Any], name: str) -> Any | None:
-    """Return the background worker called ``name``, or None."""
-    return next((worker for worker in threads if worker.name == name), None)
