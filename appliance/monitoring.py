@@ -13,6 +13,7 @@ from appliance.health import HealthChecker, RequestHistory
 from appliance.logs import log_status
 from appliance.metrics import MetricsThread, build_metrics
 from appliance.profiling import SlowRequestLog
+from appliance.web.access import ADMIN, classify_path
 
 if TYPE_CHECKING:
     import bottle
@@ -42,8 +43,14 @@ def attach_monitoring(appliance: "Appliance") -> None:
 
 
 def route_methods(app: "bottle.Bottle") -> list[tuple[str, str]]:
-    """Return the (method, route pattern) pairs of the app's routes."""
-    return [(route.method, route.rule) for route in app.routes]
+    """Return the (method, route pattern) pairs whose HTTP series exist from startup.
+
+    These are the GET routes of phones and monitoring, which the alerts and the
+    dashboard watch. Admin routes get their series at their first request, which
+    keeps a scrape about a third smaller.
+    """
+    return [(route.method, route.rule) for route in app.routes
+            if route.method == "GET" and classify_path(route.rule) != ADMIN]
 
 
 def request_hooks(appliance: "Appliance") -> tuple[list[Callable[[dict], None]],
