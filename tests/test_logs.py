@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from appliance import context
+from appliance.config import SETTINGS
 from appliance.errors import ConfigError
 from appliance.logfiles import parse_rotated_name
 from appliance.logs import log_status, setup_logging
@@ -33,6 +34,7 @@ FAKE_SECRETS = (FAKE_ACCESS_TOKEN, FAKE_REFRESH_TOKEN, FAKE_CLIENT_SECRET, FAKE_
                 FAKE_PASSWORD, "fakeCookieValue0123")
 
 DAY_S = 86400
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -487,3 +489,14 @@ def test_fallback_skips_lines_console_wrote(logging_setup, tmp_path, capsys):
     assert "sync finished" not in err
     assert "log files cannot be written" in err
     assert "sync finished" in setup.console_text.getvalue()
+
+
+# -- documentation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", [setting for setting in SETTINGS
+                                     if setting.section in ("logging", "notify")],
+                         ids=lambda setting: f"{setting.section}.{setting.key}")
+def test_logging_doc_names_setting(setting):
+    page = (ROOT / "docs" / "logging.md").read_text(encoding="utf-8")
+    assert f"`[{setting.section}] {setting.key}`" in page
