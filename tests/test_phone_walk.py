@@ -232,6 +232,24 @@ def test_browse_95_entries_pages_32_32_31(running):
     assert has_prev == [False, True, True]
 
 
+def test_browse_split_group_reaches_exact_family_name(start, schema):
+    running = start()
+    people = [person("li", "", "Li", ("+1 212 555 0001", "work"))]
+    people += [person(f"wei{i}", f"Wei{i:03d}", "Li", (f"+1 212 555 1{i:03d}", "work"))
+               for i in range(120)]
+    people += [person(f"lim{i}", f"Bo{i:03d}", "Lim", (f"+1 212 555 3{i:03d}", "work"))
+               for i in range(60)]
+    running.appliance.store.replace_source("import", people)
+    _, menu = fetch_xml(running, "/directory/browse?group=l")
+    items = {item.findtext("Name"): item.findtext("URL") for item in menu.iter("MenuItem")}
+    assert list(items) == ["Li (121)", "Lim (60)"]
+    crawler = PhoneCrawler(running.appliance.base_url, schema)
+    walk = crawler.walk(items["Li (121)"], {})
+    assert walk.problems == []
+    assert len(walk.telephones) == 121
+    assert "Li (work)" in [entry.name for entry in walk.entries]
+
+
 def test_directory_page_softkeys_add_back_defaults(running):
     _, root = fetch_xml(running, "/directory/browse?group=b&page=2")
     softkeys = {key.findtext("Name"): key.findtext("URL") for key in root.iter("SoftKeyItem")}

@@ -9,7 +9,7 @@ import pytest
 from appliance.config import load_config
 from appliance.directory import Directory, paginate
 from appliance.directory.dialplan import DialPlan
-from appliance.directory.index import BROWSE_SPLIT_ABOVE, DirectoryIndex
+from appliance.directory.index import BROWSE_SPLIT_ABOVE, DirectoryIndex, normalize_prefix
 from appliance.directory.naming import contact_name, number_labels, words_of
 from appliance.events import Events
 from appliance.model import Contact, PhoneNumber
@@ -287,6 +287,42 @@ def test_browse_single_subgroup_levels_skipped():
     index = DirectoryIndex(people, DialPlan())
     groups, _ = index.browse("s")
     assert [group.title for group in groups][:2] == ["Smith Given0", "Smith Given1"]
+
+
+def li_family() -> list:
+    """Family name Li alone, Li with given names, and Lia-, Lim- names: 200 in all."""
+    people = [contact("li", "", "Li", ("+1 212 555 0001", "work"))]
+    people += [contact(f"li{i}", f"Wei{i:03d}", "Li", (f"+1 212 555 1{i:03d}", "work"))
+               for i in range(99)]
+    people += [contact(f"lia{i}", f"Ann{i:03d}", "Liam", (f"+1 212 555 2{i:03d}", "work"))
+               for i in range(50)]
+    people += [contact(f"lim{i}", f"Bo{i:03d}", "Lim", (f"+1 212 555 3{i:03d}", "work"))
+               for i in range(50)]
+    return people
+
+
+def test_browse_family_name_prefix_keeps_space():
+    index = DirectoryIndex(li_family(), DialPlan())
+    groups, _ = index.browse("l")
+    assert [(group.title, group.param, group.count) for group in groups] == [
+        ("Li", "li_", 100), ("Lia", "lia", 50), ("Lim", "lim", 50)]
+
+
+def test_browse_space_prefix_lists_exact_name():
+    index = DirectoryIndex(li_family(), DialPlan())
+    _, positions = index.browse(normalize_prefix("li_"))
+    names = names_found(index, positions)
+    assert len(names) == 100
+    assert names[0] == "Li"
+    assert "Ann000 Liam" not in names
+
+
+@pytest.mark.parametrize("param, prefix", [
+    ("li_", "li "), ("Sm", "sm"), ("M\u00fc", "mu"), ("#", "#"), (" a__b ", "a b "),
+    ("x<y>&z", "xyz"), ("a" * 50, "a" * 12), ("", ""),
+])
+def test_normalize_prefix_table(param, prefix):
+    assert normalize_prefix(param) == prefix
 
 
 def test_browse_unknown_prefix_empty(index):

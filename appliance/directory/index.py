@@ -9,6 +9,7 @@ lookups plus the size of its result, not a scan of every contact.
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -42,6 +43,8 @@ LOOKUP_MIN_SUFFIX_DIGITS = 7
 # Past this key any folded word sorts: folded words are lowercase ASCII.
 _AFTER_ASCII = "\x7f"
 _RESULT_CACHE_SIZE = 256
+_NOT_PREFIX = re.compile(r"[^0-9a-z ]+")
+_SPACES = re.compile(r" {2,}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,15 @@ class BrowseGroup:
         if self.prefix == OTHER_GROUP:
             return OTHER_GROUP
         return self.prefix.strip().title() or self.prefix
+
+    @property
+    def param(self) -> str:
+        """Return the prefix as a URL parameter, spaces written as underscores.
+
+        A prefix such as "li " (family name Li) must keep its trailing space, which
+        query-string cleaning would strip.
+        """
+        return self.prefix.replace(" ", "_")
 
 
 def group_of(text: str) -> str:
@@ -183,17 +195,19 @@ class DirectoryIndex:
         """Return the slice of entries whose group or sort text starts with ``prefix``."""
         if prefix == OTHER_GROUP:
             return self._other_start, len(self.entries)
-        start = bisect.bisect_left(self._sort_texts, prefix, 0, self._other_start)
+        # A text equal to the prefix without its trailing space ("li" for "li ")
+        # belongs to the group too: it sorts just before the texts that go on.
+        start = bisect.bisect_left(self._sort_texts, prefix.rstrip(" "), 0, self._other_start)
         end = bisect.bisect_left(self._sort_texts, prefix + _AFTER_ASCII, start,
                                  self._other_start)
         return start, end
 
     def letter_groups(self) -> list[BrowseGroup]:
         """Return the non-empty groups A to Z, then # for names that start otherwise."""
-        counts: dict[str, int] = {}
-        for entry in self.entries:
-            counts[entry.group] = counts.get(entry.group, 0) + 1
-        return [BrowseGroup(group, count) for group, count in counts.items()]
+        groups = self._groups_by_prefix(0, 0, self._other_start)
+        if self._other_start < len(self.entries):
+            groups.append(BrowseGroup(OTHER_GROUP, len(self.entries) - self._other_start))
+        return groups
 
     def browse(self, prefix: str) -> tuple[list[BrowseGroup], list[int]]:
         """Return either the subgroups of a browse group or its entry positions.
@@ -206,19 +220,26 @@ class DirectoryIndex:
         start, end = self._range(prefix)
         while (end - start > BROWSE_SPLIT_ABOVE and prefix != OTHER_GROUP
                and len(prefix) < BROWSE_MAX_PREFIX):
-            subgroups = self._subgroups(prefix, start, end)
+            subgroups = self._groups_by_prefix(len(prefix), start, end)
             if len(subgroups) > 1:
                 return subgroups, []
             prefix = subgroups[0].prefix
         return [], list(range(start, end))
 
-    def _subgroups(self, prefix: str, start: int, end: int) -> list[BrowseGroup]:
-        size = len(prefix) + 1
-        counts: dict[str, int] = {}
-        for text in self._sort_texts[start:end]:
-            key = text[:size]
-            counts[key] = counts.get(key, 0) + 1
-        return [BrowseGroup(key, count) for key, count in counts.items()]
+    def _groups_by_prefix(self, size: int, start: int, end: int) -> list[BrowseGroup]:
+        """Return the groups of entries start to end by their first ``size`` + 1
+        characters. Each group is found by bisection, so the cost grows with the
+        number of groups, not of entries."""
+        groups = []
+        position = start
+        while position < end:
+            # A text as long as the prefix joins the group of the prefix plus a
+            # space: "li" (family name only) files with "li wei".
+            key = self._sort_texts[position][:size + 1].ljust(size + 1)
+            following = bisect.bisect_left(self._sort_texts, key + _AFTER_ASCII, position, end)
+            groups.append(BrowseGroup(key, following - position))
+            position = following
+        return groups
 
     # -- searching ------------------------------------------------------------
 
@@ -324,12 +345,16 @@ def digits_of_keypad(text: str) -> str:
     return "".join(character for character in text if character in "0123456789*#")
 
 
-def normalize_prefix(prefix: str) -> str:
-    """Return a browse prefix folded, or # for the other group."""
-    if prefix.strip() == OTHER_GROUP:
+def normalize_prefix(param: str) -> str:
+    """Return the browse prefix of a group parameter, or # for the other group.
+
+    Sort texts hold only a-z, 0-9 and single spaces, so anything else is dropped.
+    Underscores stand for spaces (see BrowseGroup.param).
+    """
+    if param.strip() == OTHER_GROUP:
         return OTHER_GROUP
-    folded = " ".join(fold(prefix).split())
-    return folded[:BROWSE_MAX_PREFIX]
+    folded = _NOT_PREFIX.sub("", fold(param.replace("_", " ")))
+    return _SPACES.sub(" ", folded).lstrip()[:BROWSE_MAX_PREFIX]
 
 
 def _intersect(keys: list[str], values: list[list[int]], tokens: list[str]) -> list[int]:

@@ -210,16 +210,17 @@ class PhoneViews:
         if groups:
             title = f"Browse: {BrowseGroup(prefix, 0).title}" if prefix else "Browse A\u2013Z"
             items = [MenuItem(f"{group.title} ({group.count})",
-                              request.url("/directory/browse", group=group.prefix))
+                              request.url("/directory/browse", group=group.param))
                      for group in groups[:MAX_MENU_ITEMS]]
             return request.send("CiscoIPPhoneMenu", render_menu, title, items)
 
         page = paginate(positions, query_page(), self.page_size)
         self._expire_later_pages(page)
+        group = BrowseGroup(prefix, len(positions))
         softkeys = paging_softkeys(
-            request, page, lambda number: request.url("/directory/browse", group=prefix,
+            request, page, lambda number: request.url("/directory/browse", group=group.param,
                                                       page=number))
-        title = f"Browse: {BrowseGroup(prefix, 0).title}"
+        title = f"Browse: {group.title}"
         return request.send("CiscoIPPhoneDirectory", render_directory, title,
                             directory_entries(index, page.items), prompt=page_prompt(page),
                             softkeys=softkeys)
