@@ -75,10 +75,11 @@ class PhoneTokens:
 
     # -- admin actions ------------------------------------------------------
 
-    def create(self, name: str) -> tuple[PhoneToken, str]:
+    def create(self, name: str, client: str = "") -> tuple[PhoneToken, str]:
         """Issue a token named ``name``; return its record and the token text.
 
-        The token text is shown once and cannot be read back later.
+        The token text is shown once and cannot be read back later. ``client`` is
+        the admin's address for the log, empty for the command line.
         Raises ValueError for an empty or over-long name.
         """
         name = _clean_name(name)
@@ -89,10 +90,11 @@ class PhoneTokens:
                 "INSERT INTO phone_tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
                 (name, hash_token(token), now))
             token_id = cursor.lastrowid
-        logger.info("phone token created", extra={"token_id": token_id, "token_name": name})
+        logger.info("phone token created", extra={"token_id": token_id, "token_name": name,
+                                                  "client": client or "command line"})
         return PhoneToken(token_id, name, now, None, None, "", 0), token
 
-    def revoke(self, token_id: int) -> PhoneToken:
+    def revoke(self, token_id: int, client: str = "") -> PhoneToken:
         """Revoke a token so phones using it get 403 from their next request on.
 
         Raises LookupError when no token has that ID. Revoking twice keeps the first time.
@@ -105,8 +107,8 @@ class PhoneTokens:
             raise LookupError(f"No phone token has ID {token_id}: list them with "
                               "'python -m appliance token list'.")
         token = self.get(token_id)
-        logger.info("phone token revoked", extra={"token_id": token_id,
-                                                  "token_name": token.name})
+        logger.info("phone token revoked", extra={"token_id": token_id, "token_name": token.name,
+                                                  "client": client or "command line"})
         return token
 
     def get(self, token_id: int) -> PhoneToken | None:

@@ -341,3 +341,19 @@ def _status_or_none(running) -> int | None:
         return requests.get(running.base_url + "/directory", timeout=1).status_code
     except requests.RequestException:
         return None
+
+
+def test_token_carried_on_every_link(serve):
+    running = serve(phones={"require_token": "yes"})
+    _, token = running.appliance.tokens.create("Desk 12")
+    for path in ("/directory", "/directory/browse", "/directory/search/name"):
+        response = running.get(f"{path}?token={token}")
+        assert response.status_code == 200, path
+        root = ElementTree.fromstring(response.content)
+        urls = [element.text for element in root.iter("URL")]
+        assert urls, path
+        for url in urls:
+            if url.startswith("http"):
+                assert f"token={token}" in url, url
+                assert running.get(url.replace(running.appliance.base_url, "")).status_code \
+                    == 200, url

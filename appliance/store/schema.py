@@ -82,4 +82,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (token_id, client, day)
     );
     """,
+    # 4: the contacts each sync run added, updated or deleted, for the admin pages.
+    """
+    CREATE TABLE sync_changes (
+        run_id TEXT NOT NULL REFERENCES sync_runs (run_id) ON DELETE CASCADE,
+        change TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        name TEXT NOT NULL
+    );
+    CREATE INDEX sync_changes_by_run ON sync_changes (run_id);
+    """,
 )

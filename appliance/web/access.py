@@ -176,6 +176,28 @@ def split_token(query_string: str) -> tuple[str, str]:
     return token, urlencode(kept)
 
 
+# Sent with every admin page: no framing (clickjacking), no scripts or outside
+# resources, forms post only here, no Referer with tokens in it, no caching.
+ADMIN_HEADERS = (
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "
+                                "img-src data:; form-action 'self'; frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+
+
+def _with_admin_headers(start_response: Callable) -> Callable:
+    def start(status: str, headers: list, exc_info=None):
+        present = {name.lower() for name, _ in headers}
+        headers = list(headers) + [(name, value) for name, value in ADMIN_HEADERS
+                                   if name.lower() not in present]
+        return start_response(status, headers, exc_info)
+
+    return start
+
+
 class AccessControl:
     """WSGI middleware that applies the network, rate-limit and token rules."""
 
@@ -202,7 +224,7 @@ class AccessControl:
                 self._denials.record("admin request refused", client, "network")
                 return self._refuse(environ, start_response, 403,
                                     "This address may not use the admin pages.")
-            return self.app(environ, start_response)
+            return self.app(environ, _with_admin_headers(start_response))
         return self._phone(environ, start_response, address, client)
 
     def _phone(self, environ: dict, start_response: Callable, address: Address | None,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import bottle
 
-from appliance.web import debug, errors, health, metrics, phone, setup
+from appliance.web import admin, debug, errors, health, metrics, phone, setup
 
 if TYPE_CHECKING:
     from appliance.runtime import Appliance
@@ -22,4 +22,5 @@ def create_app(appliance: "Appliance") -> bottle.Bottle:
     metrics.register(app, appliance)
     debug.register(app, appliance)
     setup.register(app, appliance)
+    admin.register(app, appliance)
     return app

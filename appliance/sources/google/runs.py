@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from appliance.store import Store
 
 KEEP_RUNS = 100
+# Contacts kept per run and kind of change for the admin pages; the counts stay exact.
+CHANGES_KEPT = 200
 INTERRUPTED_ERROR = "The sync process ended before it finished (stopped or killed)."
 
 
@@ -52,6 +54,28 @@ def record_finish(connection: sqlite3.Connection, run_id: str, kind: str,
         "updated = ?, deleted = ?, error = ? WHERE run_id = ?",
         (kind, finished_at, outcome, counts.get("added", 0), counts.get("updated", 0),
          counts.get("deleted", 0), error, run_id))
+
+
+def record_changes(connection: sqlite3.Connection, run_id: str,
+                   changes: dict[str, list]) -> None:
+    """Store who a run added, updated and deleted, inside the caller's transaction.
+
+    ``changes`` maps ``added``, ``updated`` and ``deleted`` to items with
+    ``source_id`` and ``name``; the first CHANGES_KEPT of each are kept.
+    """
+    connection.executemany(
+        "INSERT INTO sync_changes (run_id, change, source_id, name) VALUES (?, ?, ?, ?)",
+        [(run_id, change, item.source_id, item.name)
+         for change, items in changes.items() for item in items[:CHANGES_KEPT]])
+
+
+def run_changes(store: Store, run_id: str) -> dict[str, list[str]]:
+    """Return the names a run added, updated and deleted, each sorted."""
+    changes: dict[str, list[str]] = {"added": [], "updated": [], "deleted": []}
+    for change, name in store.reader().execute(
+            "SELECT change, name FROM sync_changes WHERE run_id = ? ORDER BY name", (run_id,)):
+        changes.setdefault(change, []).append(name)
+    return changes
 
 
 def mark_interrupted(connection: sqlite3.Connection, current_run_id: str) -> int:

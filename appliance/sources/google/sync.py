@@ -413,6 +413,8 @@ class GoogleSync:
         _set_state(self.store, connection, "sync.last_error", "")
         _set_state(self.store, connection, "google.authorisation", "ok")
         runs.record_finish(connection, result.run_id, result.kind, now, "ok", result.counts)
+        runs.record_changes(connection, result.run_id, {
+            "added": result.added, "updated": result.updated, "deleted": result.deleted})
         runs.mark_interrupted(connection, result.run_id)
 
     # -- outcome ------------------------------------------------------------------
