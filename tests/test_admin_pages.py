@@ -289,3 +289,17 @@ def test_config_page_rejects_bad_input(admin_site, params, message):
     response = admin_site().get("/admin/phone-config", params=params)
     assert response.status_code == 400
     assert message in response.text
+
+
+@pytest.mark.parametrize("path, page, message", [
+    ("/setup/sync", "/setup", "sync requested by admin"),
+    ("/logout", "/admin", "admin logged out"),
+])
+def test_admin_action_logged_with_client(admin_site, caplog, path, page, message):
+    running = admin_site()
+    with caplog.at_level(logging.INFO, logger="appliance.web"):
+        response = post(running, path, page)
+    assert response.status_code == 303
+    records = [record for record in caplog.records if record.getMessage() == message]
+    assert len(records) == 1
+    assert records[0].client == "127.0.0.1"

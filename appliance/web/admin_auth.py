@@ -301,6 +301,7 @@ class AdminAuth:
         cookie = bottle.request.get_cookie(SESSION_COOKIE) or ""
         with self._lock:
             self._sessions.pop(hashlib.sha256(cookie.encode()).hexdigest(), None)
+        logger.info("admin logged out", extra={"client": self._client()})
         bottle.response.delete_cookie(SESSION_COOKIE, path="/")
         bottle.redirect("/login", 303)
 

@@ -98,6 +98,8 @@ class SetupPage:
 
     def sync_now(self) -> None:
         self.auth.check_csrf()
+        logger.info("sync requested by admin", extra={
+            "client": bottle.request.environ.get("appliance.client_address", "")})
         notice = "sync-started" if self._trigger_sync() else "no-sync"
         bottle.redirect(f"/setup?notice={notice}", 303)
 
