@@ -69,12 +69,20 @@ def format_timestamp(created: float) -> str:
 class JsonLineFormatter(JsonFormatter):
     """One JSON object per line: timestamp, level, logger, message, IDs, then extras.
 
-    ``request_id`` and ``run_id`` are left out when they are not set.
+    ``request_id`` and ``run_id`` are left out when they are not set. The line is
+    kept on the record, so the console and a file format each record once.
     """
 
     def __init__(self) -> None:
         super().__init__(["levelname", "name", "message", "request_id", "run_id"],
                          rename_fields=_FIELD_NAMES)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get("_json_line")
+        if line is None:
+            line = super().format(record)
+            record._json_line = line
+        return line
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
@@ -383,6 +391,8 @@ def log_access(record: "RequestRecord") -> None:
 
 def device_name(query_string: str) -> str | None:
     """Return the ``name`` a phone appends to service URLs (``SEP001122334455``)."""
+    if "name=" not in query_string:
+        return None
     for key, value in parse_qsl(query_string, keep_blank_values=False):
         if key == "name" and _DEVICE_NAME.fullmatch(value):
             return value

@@ -16,6 +16,7 @@ Three rules work together, so a secret is caught however it reaches a log line:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -73,14 +74,18 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 # Cheap tests that find every text a rule above could change, so the common text
 # with no secret in it skips the rules. They run on the lowercased text, because
 # case-insensitive regular expressions are several times slower in CPython 3.11.
-_MARKERS = ("private key", "authorization", "cookie", "bearer", "eyj", "ya29.", "1//", "4/",
-            "gocspx-", "hooks.slack.com")
+_MARKERS = re.compile(r"private key|authorization|cookie|bearer|eyj|ya29\.|1//|4/|gocspx-"
+                      r"|hooks\.slack\.com")
 _NAME_TRIGGER = re.compile(rf"(?:{_QUERY_NAMES}|{_PAIR_NAMES})[\"']?\s*[:=]")
+# Texts up to this long are cached with their redacted form, because access lines
+# repeat the same routes, user agents and addresses.
+_CACHED_TEXT_MAX_CHARS = 256
+_CACHE_SIZE = 4096
 
 
 def _may_hold_secret(text: str) -> bool:
     lowered = text.lower()
-    if any(marker in lowered for marker in _MARKERS):
+    if _MARKERS.search(lowered):
         return True
     if "@" in lowered and "://" in lowered:
         return True
@@ -106,6 +111,7 @@ def register_secret(value: str | None) -> None:
         _registered.add(value)
         # Longest first, so a secret that contains another is masked whole.
         _registered_sorted = tuple(sorted(_registered, key=len, reverse=True))
+        _redact_short_text.cache_clear()
 
 
 def register_config_secrets(config: Any) -> None:
@@ -118,6 +124,7 @@ def register_config_secrets(config: Any) -> None:
             register_secret(str(value) if value else None)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_name(name: str) -> bool:
     """Return True when a field, header or parameter name marks its value as secret."""
     normalised = name.lower().replace("-", "_")
@@ -126,6 +133,17 @@ def is_secret_name(name: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Return ``text`` with every secret it contains replaced by ``[REDACTED]``."""
+    if len(text) <= _CACHED_TEXT_MAX_CHARS:
+        return _redact_short_text(text)
+    return _redact(text)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _redact_short_text(text: str) -> str:
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     for secret in _registered_sorted:
         if secret in text:
             text = text.replace(secret, MASK)

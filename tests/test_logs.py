@@ -21,7 +21,7 @@ from appliance.config import SETTINGS
 from appliance.errors import ConfigError
 from appliance.logfiles import parse_rotated_name
 from appliance.logs import log_status, setup_logging
-from appliance.redaction import MASK, redact_text
+from appliance.redaction import MASK, redact_text, register_secret
 from tests.conftest import wait_until
 
 FAKE_ACCESS_TOKEN = "ya29.a0AfB_fakeAccessToken0123456789"
@@ -285,6 +285,13 @@ def test_secret_settings_masked_anywhere(logging_setup, tmp_path):
     setup = logging_setup(notify={"smtp_password": "Plain-Words-9911"})
     logging.getLogger("appliance.notify").warning("login failed for Plain-Words-9911 user")
     assert "Plain-Words-9911" not in setup.console_text.getvalue()
+
+
+def test_secret_registered_after_caching(logging_setup):
+    text = "login as Cached-Words-4455 failed"
+    assert redact_text(text) == text
+    register_secret("Cached-Words-4455")
+    assert redact_text(text) == f"login as {MASK} failed"
 
 
 def test_log_call_with_bad_arguments_never_raises(logging_setup, monkeypatch):
