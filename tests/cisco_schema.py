@@ -49,9 +49,13 @@ class CiscoSchema:
 
     def __init__(self, path: Path) -> None:
         tree = ET.parse(path).getroot()
-        self._types = {node.get("name"): node for node in tree.findall(f"{XSD}complexType")}
-        self.roots = {node.get("name"): self._element_rule(node)
-                      for node in tree.findall(f"{XSD}element")}
+        self._types = {
+            node.get("name"): node for node in tree.findall(f"{XSD}complexType")
+        }
+        self.roots = {
+            node.get("name"): self._element_rule(node)
+            for node in tree.findall(f"{XSD}element")
+        }
 
     # -- reading the schema ---------------------------------------------------
 
@@ -85,11 +89,16 @@ class CiscoSchema:
         if sequence is not None:
             for child in sequence.findall(f"{XSD}element"):
                 maximum = child.get("maxOccurs", "1")
-                rule.children.append(Child(
-                    name=child.get("name"),
-                    min_occurs=int(child.get("minOccurs", "1")),
-                    max_occurs=UNBOUNDED if maximum == "unbounded" else int(maximum),
-                    rule=self._element_rule(child)))
+                rule.children.append(
+                    Child(
+                        name=child.get("name"),
+                        min_occurs=int(child.get("minOccurs", "1")),
+                        max_occurs=(
+                            UNBOUNDED if maximum == "unbounded" else int(maximum)
+                        ),
+                        rule=self._element_rule(child),
+                    )
+                )
         return rule
 
     # -- validating -----------------------------------------------------------
@@ -126,9 +135,14 @@ def _text_rule(restriction: ET.Element | None) -> TextRule:
     return rule
 
 
-def _check(element: ET.Element, rule: ElementRule, path: str, strict_order: bool) -> list[str]:
-    problems = [f"{path}: attribute {name} is not declared"
-                for name in element.attrib if name not in rule.attributes]
+def _check(
+    element: ET.Element, rule: ElementRule, path: str, strict_order: bool
+) -> list[str]:
+    problems = [
+        f"{path}: attribute {name} is not declared"
+        for name in element.attrib
+        if name not in rule.attributes
+    ]
     if rule.text is not None:
         if len(element):
             problems.append(f"{path}: a text element has child elements")
@@ -146,29 +160,40 @@ def _check(element: ET.Element, rule: ElementRule, path: str, strict_order: bool
         counts[child.tag] = counts.get(child.tag, 0) + 1
         index = declared[child.tag]
         if strict_order and index < last_index:
-            problems.append(f"{path}: {child.tag} comes after "
-                            f"{rule.children[last_index].name}, against the schema order")
+            problems.append(
+                f"{path}: {child.tag} comes after "
+                f"{rule.children[last_index].name}, against the schema order"
+            )
         last_index = max(last_index, index)
         child_rule = rule.children[index].rule
-        problems += _check(child, child_rule, f"{path}/{child.tag}[{counts[child.tag]}]",
-                           strict_order)
+        problems += _check(
+            child, child_rule, f"{path}/{child.tag}[{counts[child.tag]}]", strict_order
+        )
     for child in rule.children:
         count = counts.get(child.name, 0)
         if count < child.min_occurs:
-            problems.append(f"{path}: {child.name} occurs {count} times, "
-                            f"at least {child.min_occurs} required")
+            problems.append(
+                f"{path}: {child.name} occurs {count} times, "
+                f"at least {child.min_occurs} required"
+            )
         if count > child.max_occurs:
-            problems.append(f"{path}: {child.name} occurs {count} times, "
-                            f"at most {child.max_occurs} allowed")
+            problems.append(
+                f"{path}: {child.name} occurs {count} times, "
+                f"at most {child.max_occurs} allowed"
+            )
     return problems
 
 
 def _check_text(text: str, rule: TextRule, path: str) -> list[str]:
     problems = []
     if rule.max_length is not None and len(text) > rule.max_length:
-        problems.append(f"{path}: {len(text)} characters, at most {rule.max_length} allowed")
+        problems.append(
+            f"{path}: {len(text)} characters, at most {rule.max_length} allowed"
+        )
     if len(text) < rule.min_length:
-        problems.append(f"{path}: {len(text)} characters, at least {rule.min_length} required")
+        problems.append(
+            f"{path}: {len(text)} characters, at least {rule.min_length} required"
+        )
     if rule.choices is not None and text not in rule.choices:
         problems.append(f"{path}: {text!r} is not one of {sorted(rule.choices)}")
     if rule.base in INTEGER_TYPES:

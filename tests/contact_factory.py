@@ -6,13 +6,54 @@ from appliance.directory.numbers import parse_number
 from appliance.model import Contact, PhoneNumber
 
 
-def imported_contact(source_id: str, given: str = "", family: str = "",
-                     *numbers: tuple[str, str], **fields: str) -> Contact:
-    """Build an imported contact; numbers are (raw, label), parsed with home country US."""
+def imported_contact(
+    source_id: str,
+    given: str = "",
+    family: str = "",
+    *numbers: tuple[str, str],
+    **fields: str,
+) -> Contact:
+    """Build an imported contact from (raw, label) numbers, parsed as in the US."""
     parsed = []
     for position, (raw, label) in enumerate(numbers):
         e164, extension = parse_number(raw, "US")
-        parsed.append(PhoneNumber(raw=raw, type_label=label, is_primary=position == 0,
-                                  e164=e164, extension=extension))
-    return Contact("import", source_id, given_name=given, family_name=family,
-                   numbers=parsed, **fields)
+        parsed.append(
+            PhoneNumber(
+                raw=raw,
+                type_label=label,
+                is_primary=position == 0,
+                e164=e164,
+                extension=extension,
+            )
+        )
+    return Contact(
+        "import",
+        source_id,
+        given_name=given,
+        family_name=family,
+        numbers=parsed,
+        **fields,
+    )
+
+
+def family_li_contacts(with_given: int, liam: int, lim: int) -> list[Contact]:
+    """Return family name Li alone, Li with given names, and Liam and Lim families.
+
+    A family name that is a prefix of others ("Li" of "Liam") tests browse groups.
+    """
+    people = [imported_contact("li", "", "Li", ("+1 212 555 0001", "work"))]
+    for given, family, count, block in (
+        ("Wei", "Li", with_given, 1),
+        ("Ann", "Liam", liam, 2),
+        ("Bo", "Lim", lim, 3),
+    ):
+        people += [
+            imported_contact(
+                f"{family}{i}",
+                f"{given}{i:03d}",
+                family,
+                (f"+1 212 555 {block}{i:03d}", "work"),
+            )
+            for i in range(count)
+        ]
+    return people

@@ -59,8 +59,14 @@ class Walk:
 class PhoneCrawler:
     """Fetch and check pages as one phone model with its request headers."""
 
-    def __init__(self, base_url: str, schema: CiscoSchema, headers: dict[str, str] | None = None,
-                 session: requests.Session | None = None, fetch_base: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        schema: CiscoSchema,
+        headers: dict[str, str] | None = None,
+        session: requests.Session | None = None,
+        fetch_base: str | None = None,
+    ) -> None:
         # Links must start with base_url; fetch_base replaces it when the test
         # server listens elsewhere (a public_base_url of another host).
         self.base_url = base_url
@@ -76,7 +82,7 @@ class PhoneCrawler:
         if len(walk.visits) >= MAX_REQUESTS:
             walk.problems.append(f"more than {MAX_REQUESTS} requests; stopped at {url}")
             return None
-        target = self.fetch_base + url[len(self.base_url):]
+        target = self.fetch_base + url[len(self.base_url) :]
         response = self.session.get(target, headers=self.headers, timeout=10)
         if response.status_code != 200:
             walk.problems.append(f"{url}: status {response.status_code}")
@@ -103,10 +109,13 @@ class PhoneCrawler:
         first_line = response.content.split(b"\n", 1)[0].decode("ascii", "replace")
         declared = first_line.partition('encoding="')[2].partition('"')[0].lower()
         if media_type.strip() != "text/xml":
-            walk.problems.append(f"{url}: Content-Type {content_type!r} is not text/xml")
+            walk.problems.append(
+                f"{url}: Content-Type {content_type!r} is not text/xml"
+            )
         if not declared or declared != header_charset:
-            walk.problems.append(f"{url}: XML declares {declared!r}, header says "
-                                 f"{header_charset!r}")
+            walk.problems.append(
+                f"{url}: XML declares {declared!r}, header says " f"{header_charset!r}"
+            )
         return header_charset or "utf-8"
 
     def _check_links(self, visit: Visit, walk: Walk) -> None:
@@ -115,12 +124,16 @@ class PhoneCrawler:
             if link.startswith(("SoftKey:", "Dial:", "EditDial:")):
                 continue
             if not link.startswith(self.base_url + "/"):
-                walk.problems.append(f"{visit.url}: link {link!r} is not on {self.base_url}")
+                walk.problems.append(
+                    f"{visit.url}: link {link!r} is not on {self.base_url}"
+                )
             if len(link) > 256:
                 walk.problems.append(f"{visit.url}: link of {len(link)} characters")
         for telephone in visit.root.iter("Telephone"):
             if not set(telephone.text or "") <= DIALABLE:
-                walk.problems.append(f"{visit.url}: Telephone {telephone.text!r} not dialable")
+                walk.problems.append(
+                    f"{visit.url}: Telephone {telephone.text!r} not dialable"
+                )
 
     # -- walking --------------------------------------------------------------
 
@@ -140,28 +153,39 @@ class PhoneCrawler:
                     queue.append(link)
         return walk
 
-    def _links(self, visit: Visit, walk: Walk, search_terms: dict[str, list[str]]) -> list[str]:
+    def _links(
+        self, visit: Visit, walk: Walk, search_terms: dict[str, list[str]]
+    ) -> list[str]:
         root = visit.root
         links = [item.findtext("URL") for item in root.iter("MenuItem")]
         links += [key.findtext("URL") for key in root.iter("SoftKeyItem")]
         if root.tag == "CiscoIPPhoneDirectory":
-            walk.entries += [Shown(entry.findtext("Name") or "", entry.findtext("Telephone") or "",
-                                   visit.url) for entry in root.iter("DirectoryEntry")]
+            walk.entries += [
+                Shown(
+                    entry.findtext("Name") or "",
+                    entry.findtext("Telephone") or "",
+                    visit.url,
+                )
+                for entry in root.iter("DirectoryEntry")
+            ]
         if root.tag == "CiscoIPPhoneInput":
             links += self._submissions(root, walk, search_terms)
         return [link for link in links if link and link.startswith(self.base_url)]
 
-    def _submissions(self, root: ET.Element, walk: Walk,
-                     search_terms: dict[str, list[str]]) -> list[str]:
+    def _submissions(
+        self, root: ET.Element, walk: Walk, search_terms: dict[str, list[str]]
+    ) -> list[str]:
         form_url = root.findtext("URL")
         item = root.find("InputItem")
         flags = item.findtext("InputFlags")
         walk.forms.setdefault(flags, form_url)
-        return [submit_url(form_url, item.findtext("QueryStringParam"), term)
-                for term in search_terms.get(flags, [])]
+        return [
+            submit_url(form_url, item.findtext("QueryStringParam"), term)
+            for term in search_terms.get(flags, [])
+        ]
 
     def search(self, walk: Walk, flags: str, term: str) -> list[Shown]:
-        """Submit the form with ``flags`` and return the entries of every result page."""
+        """Submit the form with ``flags`` and return the entries of all result pages."""
         form_url = walk.forms[flags]
         url = submit_url(form_url, "q", term)
         found: list[Shown] = []
@@ -169,8 +193,12 @@ class PhoneCrawler:
             visit = self.fetch(url, walk)
             if visit is None or visit.root.tag != "CiscoIPPhoneDirectory":
                 return found
-            found += [Shown(entry.findtext("Name") or "", entry.findtext("Telephone") or "",
-                            url) for entry in visit.root.iter("DirectoryEntry")]
+            found += [
+                Shown(
+                    entry.findtext("Name") or "", entry.findtext("Telephone") or "", url
+                )
+                for entry in visit.root.iter("DirectoryEntry")
+            ]
             url = softkey_url(visit.root, "Next")
             if url is None:
                 return found

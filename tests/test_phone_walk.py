@@ -17,18 +17,45 @@ from appliance.runtime import build_appliance
 from appliance.server import Server, adjustments_from_config
 from cisco_schema import CiscoSchema
 from conftest import RunningAppliance, reference_file, wait_until, write_ini
+from contact_factory import family_li_contacts
 from contact_factory import imported_contact as person
 from phone_crawler import PhoneCrawler, shows_name, softkey_url
 
 UTF8_PHONE = {"Accept-Charset": "utf-8", "x-CiscoIPPhoneModelName": "CP-8845"}
-LATIN1_PHONE = {"Accept-Charset": "iso-8859-1, utf-8;q=0.8",
-                "x-CiscoIPPhoneModelName": "CP-7960G"}
+LATIN1_PHONE = {
+    "Accept-Charset": "iso-8859-1, utf-8;q=0.8",
+    "x-CiscoIPPhoneModelName": "CP-7960G",
+}
 PHONES = {"utf8": (UTF8_PHONE, UTF8), "latin1": (LATIN1_PHONE, LATIN1)}
 
 SEARCH_TERMS = {
-    "A": ["ada", "MÜLLER", "renee", "o'brien", "tom &amp;", "<sons>", "initech", "zz-none",
-          "x" * 300, "", "   ", "%", "\U0001F600", "\u0418\u0432\u0430\u043d", "a b c"],
-    "T": ["5550102000", "+1 (555) 010-2000", "42", "2000", "0", "999999999", "*#", "1" * 300],
+    "A": [
+        "ada",
+        "MÜLLER",
+        "renee",
+        "o'brien",
+        "tom &amp;",
+        "<sons>",
+        "initech",
+        "zz-none",
+        "x" * 300,
+        "",
+        "   ",
+        "%",
+        "\U0001f600",
+        "\u0418\u0432\u0430\u043d",
+        "a b c",
+    ],
+    "T": [
+        "5550102000",
+        "+1 (555) 010-2000",
+        "42",
+        "2000",
+        "0",
+        "999999999",
+        "*#",
+        "1" * 300,
+    ],
     "N": ["232", "2320568", "9", "0", "99999999"],
 }
 
@@ -52,34 +79,58 @@ def start(serve):
 HARD = [
     person("amp", 'Ben "Scoop"', "O'Neil & <Sons>", ("+1 555 010 2001", "")),
     person("entity", "", "Tom &amp; Jerry", ("+1 555 010 2002", "work")),
-    person("ext", "Ada", "Lovelace", ("+1 (555) 010-2000 ext. 42", "work"),
-           ("+1 555 010 2003", "mobile")),
+    person(
+        "ext",
+        "Ada",
+        "Lovelace",
+        ("+1 (555) 010-2000 ext. 42", "work"),
+        ("+1 555 010 2003", "mobile"),
+    ),
     person("company", "", "", ("+1 555 010 2004", "main"), company="Initech & Co"),
     person("number-only", "", "", ("+1 555 010 2005", "mobile")),
-    person("long", "Maximilian Alexander", "von und zu Featherstonehaugh-Cholmondeley",
-           ("+44 20 7946 0958", "work")),
-    person("emoji", "Zo\u00eb \U0001F600", "Star\x07", ("+1 555 010 2006", "home")),
+    person(
+        "long",
+        "Maximilian Alexander",
+        "von und zu Featherstonehaugh-Cholmondeley",
+        ("+44 20 7946 0958", "work"),
+    ),
+    person("emoji", "Zo\u00eb \U0001f600", "Star\x07", ("+1 555 010 2006", "home")),
     person("renee", "Ren\u00e9e", "M\u00fcller", ("+49 30 1234567", "work")),
-    person("cyrillic", "\u0418\u0432\u0430\u043d", "\u041f\u0435\u0442\u0440\u043e\u0432",
-           ("+7 495 123 4567", "work")),
+    person(
+        "cyrillic",
+        "\u0418\u0432\u0430\u043d",
+        "\u041f\u0435\u0442\u0440\u043e\u0432",
+        ("+7 495 123 4567", "work"),
+    ),
     person("han", "", "\u738b\u5c0f\u660e", ("+86 10 1234 5678", "mobile")),
     person("internal", "Grace", "Hopper", ("42", "desk")),
     person("polish", "\u0141ukasz", "W\u00f3jcik", ("+48 22 123 45 67", "mobile")),
-] + [person(f"baker{i}", f"Person{i:03d}", f"Baker{i:03d}", (f"+1 212 555 {i:04d}", "work"))
-     for i in range(95)]
+] + [
+    person(
+        f"baker{i}", f"Person{i:03d}", f"Baker{i:03d}", (f"+1 212 555 {i:04d}", "work")
+    )
+    for i in range(95)
+]
 
 
 @pytest.fixture(scope="module", name="running")
 def serve_hard_contacts(tmp_path_factory) -> RunningAppliance:
     """One appliance serving HARD, shared by the tests that only read from it."""
     folder = tmp_path_factory.mktemp("hard")
-    config = load_config(write_ini(folder / "config.ini", {
-        "storage": {"data_dir": str(folder / "data")},
-        "server": {"host": "127.0.0.1", "port": "0"},
-        "phones": {"rate_limit_per_second": "0"}}))
+    config = load_config(
+        write_ini(
+            folder / "config.ini",
+            {
+                "storage": {"data_dir": str(folder / "data")},
+                "server": {"host": "127.0.0.1", "port": "0"},
+                "phones": {"rate_limit_per_second": "0"},
+            },
+        )
+    )
     appliance = build_appliance(config)
-    server = Server(appliance.wsgi, "127.0.0.1", 0, threads=4,
-                    **adjustments_from_config(config))
+    server = Server(
+        appliance.wsgi, "127.0.0.1", 0, threads=4, **adjustments_from_config(config)
+    )
     appliance.bind_port(server.port)
     appliance.start_threads()
     server.start_in_thread()
@@ -91,12 +142,16 @@ def serve_hard_contacts(tmp_path_factory) -> RunningAppliance:
     appliance.stop()
 
 
-def expected_telephones(contacts: list[Contact], dial_plan: DialPlan) -> dict[str, set[str]]:
+def expected_telephones(
+    contacts: list[Contact], dial_plan: DialPlan
+) -> dict[str, set[str]]:
     """Return the dial strings of every contact that has one, by source id."""
     expected = {}
     for contact in contacts:
-        telephones = {dial_plan.dial_string(number.raw, number.e164, number.extension)
-                      for number in contact.numbers} - {None}
+        telephones = {
+            dial_plan.dial_string(number.raw, number.e164, number.extension)
+            for number in contact.numbers
+        } - {None}
         if telephones:
             expected[contact.source_id] = telephones
     return expected
@@ -104,8 +159,13 @@ def expected_telephones(contacts: list[Contact], dial_plan: DialPlan) -> dict[st
 
 def search_term(contact: Contact) -> tuple[str, str]:
     """Return the form flags and a term a user would type to find ``contact``."""
-    for text in (contact.family_name, contact.given_name, contact.company,
-                 contact.display_name, contact.nickname):
+    for text in (
+        contact.family_name,
+        contact.given_name,
+        contact.company,
+        contact.display_name,
+        contact.nickname,
+    ):
         if any(character.isalnum() for character in text):
             return "A", text
     return "T", contact.numbers[0].raw
@@ -128,7 +188,9 @@ def assert_walk_reaches_everyone(running, schema, headers, charset, contacts):
         for telephone in expected.get(contact.source_id, ()):
             assert telephone in shown, (contact.source_id, telephone)
             assert any(shows_name(text, name) for text in shown[telephone]), (
-                shown[telephone], name)
+                shown[telephone],
+                name,
+            )
 
     # Searching: each contact by a word of its name, or by its number.
     for contact in contacts:
@@ -144,6 +206,7 @@ def assert_walk_reaches_everyone(running, schema, headers, charset, contacts):
 
 
 # -- walks ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("phone", PHONES)
 def test_walk_sample_directory_reaches_everyone(start, schema, phone):
@@ -170,6 +233,7 @@ def test_walk_search_terms_all_valid(running, schema, phone):
 
 
 # -- escaping and names ---------------------------------------------------------
+
 
 def fetch_xml(running, path: str, **headers: str) -> tuple[bytes, ET.Element]:
     response = running.get(path, headers=headers)
@@ -200,8 +264,10 @@ def test_directory_company_and_number_only_named(running):
 
 
 def test_directory_latin1_phone_gets_latin1(running):
-    response = running.get("/directory/search/name?q=renee",
-                           headers={"Accept-Charset": "iso-8859-1, utf-8;q=0.8"})
+    response = running.get(
+        "/directory/search/name?q=renee",
+        headers={"Accept-Charset": "iso-8859-1, utf-8;q=0.8"},
+    )
     assert response.headers["Content-Type"] == "text/xml; charset=iso-8859-1"
     assert response.content.startswith(b'<?xml version="1.0" encoding="iso-8859-1"?>')
     assert b"<Name>Ren\xe9e M\xfcller (work)</Name>" in response.content
@@ -218,11 +284,12 @@ def test_directory_extension_number_dialable(start):
 
 # -- paging ---------------------------------------------------------------------
 
+
 def test_browse_95_entries_pages_32_32_31(running):
     url = running.appliance.base_url + "/directory/browse?group=b"
     sizes, has_next, has_prev = [], [], []
     while url:
-        _, root = fetch_xml(running, url[len(running.base_url):])
+        _, root = fetch_xml(running, url[len(running.base_url) :])
         sizes.append(len(root.findall("DirectoryEntry")))
         url = softkey_url(root, "Next")
         has_next.append(url is not None)
@@ -234,14 +301,12 @@ def test_browse_95_entries_pages_32_32_31(running):
 
 def test_browse_split_group_reaches_exact_family_name(start, schema):
     running = start()
-    people = [person("li", "", "Li", ("+1 212 555 0001", "work"))]
-    people += [person(f"wei{i}", f"Wei{i:03d}", "Li", (f"+1 212 555 1{i:03d}", "work"))
-               for i in range(120)]
-    people += [person(f"lim{i}", f"Bo{i:03d}", "Lim", (f"+1 212 555 3{i:03d}", "work"))
-               for i in range(60)]
+    people = family_li_contacts(120, 0, 60)
     running.appliance.store.replace_source("import", people)
     _, menu = fetch_xml(running, "/directory/browse?group=l")
-    items = {item.findtext("Name"): item.findtext("URL") for item in menu.iter("MenuItem")}
+    items = {
+        item.findtext("Name"): item.findtext("URL") for item in menu.iter("MenuItem")
+    }
     assert list(items) == ["Li (121)", "Lim (60)"]
     crawler = PhoneCrawler(running.appliance.base_url, schema)
     walk = crawler.walk(items["Li (121)"], {})
@@ -250,9 +315,27 @@ def test_browse_split_group_reaches_exact_family_name(start, schema):
     assert "Li (work)" in [entry.name for entry in walk.entries]
 
 
+@pytest.mark.parametrize(
+    "path, prompt",
+    [
+        ("/directory/browse?group=b", "95 entries, page 1/3"),
+        ("/directory/browse?group=b&page=3", "95 entries, page 3/3"),
+        ("/directory/browse?group=l", "2 entries"),
+        ("/directory/browse?group=t", "1 entry"),
+        ("/directory/search/name?q=lovelace", "2 found"),
+        ("/directory/search/name?q=baker&page=2", "95 found, page 2/3"),
+    ],
+)
+def test_directory_page_prompt_counts(running, path, prompt):
+    _, root = fetch_xml(running, path)
+    assert root.findtext("Prompt") == prompt
+
+
 def test_directory_page_softkeys_add_back_defaults(running):
     _, root = fetch_xml(running, "/directory/browse?group=b&page=2")
-    softkeys = {key.findtext("Name"): key.findtext("URL") for key in root.iter("SoftKeyItem")}
+    softkeys = {
+        key.findtext("Name"): key.findtext("URL") for key in root.iter("SoftKeyItem")
+    }
     assert softkeys["Dial"] == "SoftKey:Dial"
     assert softkeys["EditDial"] == "SoftKey:EditDial"
     assert softkeys["Exit"] == "SoftKey:Exit"
@@ -269,9 +352,12 @@ def test_later_pages_expire(running):
 
 # -- URLs and parameters --------------------------------------------------------
 
+
 def test_directory_ignores_phone_query_parameters(running):
     plain = running.get("/directory")
-    with_params = running.get("/directory?locale=English_United_States&name=SEP00112233AABB")
+    with_params = running.get(
+        "/directory?locale=English_United_States&name=SEP00112233AABB"
+    )
     assert with_params.status_code == 200
     assert with_params.content == plain.content
 
@@ -279,11 +365,19 @@ def test_directory_ignores_phone_query_parameters(running):
 def test_links_keep_public_port_without_host_port(start, schema):
     running = start(server={"public_base_url": "http://192.0.2.10:8080"})
     running.appliance.store.replace_source("import", HARD)
-    crawler = PhoneCrawler("http://192.0.2.10:8080", schema, {"Host": "192.0.2.10"},
-                           fetch_base=running.base_url)
+    crawler = PhoneCrawler(
+        "http://192.0.2.10:8080",
+        schema,
+        {"Host": "192.0.2.10"},
+        fetch_base=running.base_url,
+    )
     walk = crawler.walk("http://192.0.2.10:8080/directory", {"A": ["ada"]})
-    links = [element.text for visit in walk.visits for element in visit.root.iter("URL")
-             if element.text.startswith("http")]
+    links = [
+        element.text
+        for visit in walk.visits
+        for element in visit.root.iter("URL")
+        if element.text.startswith("http")
+    ]
     assert walk.problems == []
     assert links
     assert all(link.startswith("http://192.0.2.10:8080/") for link in links)
@@ -296,25 +390,28 @@ def test_links_derived_base_keeps_port(running):
     assert all(link.startswith(f"http://127.0.0.1:{port}/") for link in links)
 
 
-@pytest.mark.parametrize("path", [
-    "/directory/browse?group=b&page=abc",
-    "/directory/browse?group=b&page=-1",
-    "/directory/browse?group=b&page=99999999999999999999",
-    "/directory/browse?group=b&page=",
-    "/directory/browse?group=" + "b" * 5000,
-    "/directory/browse?group=%FF%FE",
-    "/directory/browse?group=%00",
-    "/directory/browse?group=%23",
-    "/directory/search/name?q=" + "a" * 10000,
-    "/directory/search/name?q=" + quote("\u00e9\u4e2d" * 200),
-    "/directory/search/name?q=%FFada",
-    "/directory/search/name?q=%E9",
-    "/directory/search/name?q=ada%00%07",
-    "/directory/search/name?q=ada&page=2&page=x",
-    "/directory/search/number?q=" + "9" * 10000,
-    "/directory/search/keypad?q=abc",
-    "/directory/search/name?q=ada&q=grace",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/directory/browse?group=b&page=abc",
+        "/directory/browse?group=b&page=-1",
+        "/directory/browse?group=b&page=99999999999999999999",
+        "/directory/browse?group=b&page=",
+        "/directory/browse?group=" + "b" * 5000,
+        "/directory/browse?group=%FF%FE",
+        "/directory/browse?group=%00",
+        "/directory/browse?group=%23",
+        "/directory/search/name?q=" + "a" * 10000,
+        "/directory/search/name?q=" + quote("\u00e9\u4e2d" * 200),
+        "/directory/search/name?q=%FFada",
+        "/directory/search/name?q=%E9",
+        "/directory/search/name?q=ada%00%07",
+        "/directory/search/name?q=ada&page=2&page=x",
+        "/directory/search/number?q=" + "9" * 10000,
+        "/directory/search/keypad?q=abc",
+        "/directory/search/name?q=ada&q=grace",
+    ],
+)
 def test_bad_parameters_still_valid_page(running, schema, path):
     response = running.get(path)
     assert response.status_code == 200
@@ -361,40 +458,56 @@ def test_links_carry_phone_token(start):
     _, root = fetch_xml(running, f"/directory/browse?group=b&token={token}")
     next_url = softkey_url(root, "Next")
     assert f"token={token}" in next_url
-    followed = running.get(next_url[len(running.base_url):])
+    followed = running.get(next_url[len(running.base_url) :])
     assert followed.status_code == 200
 
 
 # -- caller-ID lookup -----------------------------------------------------------
 
-@pytest.mark.parametrize("number, name", [
-    ("+15550102003", "Ada Lovelace"),
-    ("5550102003", "Ada Lovelace"),
-    ("1 555 010 2003", "Ada Lovelace"),
-    ("+49 30 1234567", "Ren\u00e9e M\u00fcller"),
-    ("42", "Grace Hopper"),
-    ("+15550102004", "Initech & Co"),
-    ("+15559990000", ""),
-    ("anonymous", ""),
-    ("", ""),
-])
+
+@pytest.mark.parametrize(
+    "number, name",
+    [
+        ("+15550102003", "Ada Lovelace"),
+        ("5550102003", "Ada Lovelace"),
+        ("1 555 010 2003", "Ada Lovelace"),
+        ("+49 30 1234567", "Ren\u00e9e M\u00fcller"),
+        ("42", "Grace Hopper"),
+        ("+15550102004", "Initech & Co"),
+        ("+15559990000", ""),
+        ("anonymous", ""),
+        ("", ""),
+    ],
+)
 def test_lookup_plain_text(running, number, name):
-    response = running.get("/lookup", params={"number": number, "locale": "x", "name": "y"})
+    response = running.get(
+        "/lookup", params={"number": number, "locale": "x", "name": "y"}
+    )
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert response.content.decode("utf-8") == name
 
 
 def test_lookup_json(running):
-    response = running.get("/lookup?number=5550102003", headers={"Accept": "application/json"})
+    response = running.get(
+        "/lookup?number=5550102003", headers={"Accept": "application/json"}
+    )
     assert response.headers["Content-Type"] == "application/json"
     assert json.loads(response.content) == {
-        "ok": True, "number": "5550102003", "found": True, "name": "Ada Lovelace",
-        "company": None, "label": "mobile", "telephone": "15550102003"}
+        "ok": True,
+        "number": "5550102003",
+        "found": True,
+        "name": "Ada Lovelace",
+        "company": None,
+        "label": "mobile",
+        "telephone": "15550102003",
+    }
 
 
 def test_lookup_json_no_match(running):
-    response = running.get("/lookup?number=5559990000", headers={"Accept": "application/json"})
+    response = running.get(
+        "/lookup?number=5559990000", headers={"Accept": "application/json"}
+    )
     assert json.loads(response.content)["found"] is False
 
 
@@ -412,13 +525,17 @@ def test_lookup_missing_number_bad_request(running):
 
 # -- events and timing ----------------------------------------------------------
 
+
 def test_phone_requests_emit_events_and_timing(start):
     running = start()
     pages, searches, timings = [], [], []
     running.appliance.events.subscribe("directory.page", lambda **f: pages.append(f))
-    running.appliance.events.subscribe("directory.search", lambda **f: searches.append(f))
+    running.appliance.events.subscribe(
+        "directory.search", lambda **f: searches.append(f)
+    )
     running.appliance.middleware.on_finish.append(
-        lambda record: timings.append(record.environ.get("appliance.timing")))
+        lambda record: timings.append(record.environ.get("appliance.timing"))
+    )
     running.get("/directory/search/name?q=a")
     assert pages == [{"object": "CiscoIPPhoneDirectory"}]
     assert searches[0]["kind"] == "name"

@@ -10,13 +10,23 @@ from appliance.cisco.text import LATIN1, UTF8
 # proxies that drop the header.
 _LATIN1_MODELS = ("CP-7902", "CP-7905", "CP-7910", "CP-7912", "CP-7940", "CP-7960")
 
-_LATIN1_ALIASES = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1",
-                             "iso_8859-1", "us-ascii", "ascii"})
+_LATIN1_ALIASES = frozenset(
+    {
+        "iso-8859-1",
+        "iso8859-1",
+        "latin1",
+        "latin-1",
+        "l1",
+        "iso_8859-1",
+        "us-ascii",
+        "ascii",
+    }
+)
 _UTF8_ALIASES = frozenset({"utf-8", "utf8"})
 
 
 def _parse_accept_charset(header: str) -> dict[str, float]:
-    """Return ``{charset: quality}`` from an Accept-Charset header; bad parts are skipped."""
+    """Return ``{charset: quality}`` of an Accept-Charset header, skipping bad parts."""
     qualities: dict[str, float] = {}
     for part in header.split(","):
         name, _, parameters = part.partition(";")

@@ -39,8 +39,28 @@ MAX_DIRECTORY_ENTRIES = 32
 MAX_SOFTKEYS = 8
 MAX_INPUT_ITEMS = 5
 
-INPUT_FLAGS = frozenset({"A", "T", "N", "E", "U", "L", "AP", "TP", "NP", "EP", "UP", "LP",
-                         "PA", "PT", "PN", "PE", "PU", "PL"})
+INPUT_FLAGS = frozenset(
+    {
+        "A",
+        "T",
+        "N",
+        "E",
+        "U",
+        "L",
+        "AP",
+        "TP",
+        "NP",
+        "EP",
+        "UP",
+        "LP",
+        "PA",
+        "PT",
+        "PN",
+        "PE",
+        "PU",
+        "PL",
+    }
+)
 
 # Characters left as they are when a URL is made safe; everything else (spaces,
 # non-ASCII letters, quotes) is percent-encoded.
@@ -99,7 +119,9 @@ class _Writer:
 
     def spell(self, value: str, multiline: bool = False) -> str:
         """Return ``value`` cleaned and spelt in this writer's charset, not yet cut."""
-        return transliterate(clean_text(value, multiline), self.charset, self.ascii_only)
+        return transliterate(
+            clean_text(value, multiline), self.charset, self.ascii_only
+        )
 
     def text(self, value: str, limit: int, multiline: bool = False) -> str:
         return fit(self.spell(value, multiline), limit, self.charset)
@@ -109,8 +131,9 @@ class _Writer:
         element.text = value
         return element
 
-    def header(self, title: str | None, prompt: str | None,
-               softkeys: Iterable[SoftKey]) -> None:
+    def header(
+        self, title: str | None, prompt: str | None, softkeys: Iterable[SoftKey]
+    ) -> None:
         """Add Title, Prompt and SoftKeyItems, in the order the XSD sequence gives."""
         if title:
             self.add(self.root, "Title", self.text(title, TITLE_MAX))
@@ -123,7 +146,9 @@ class _Writer:
             raise ValueError(f"softkey positions {positions} repeat a position")
         for softkey in softkeys:
             if not 1 <= softkey.position <= MAX_SOFTKEYS:
-                raise ValueError(f"softkey position {softkey.position} is not from 1 to 8")
+                raise ValueError(
+                    f"softkey position {softkey.position} is not from 1 to 8"
+                )
             item = ET.SubElement(self.root, "SoftKeyItem")
             self.add(item, "Name", self.text(softkey.name, SOFTKEY_NAME_MAX))
             self.add(item, "Position", str(softkey.position))
@@ -133,8 +158,14 @@ class _Writer:
         return serialize(self.root, self.charset)
 
 
-def _begin(root: str, title: str | None, prompt: str | None, softkeys: Iterable[SoftKey],
-           charset: str, ascii_only: bool) -> _Writer:
+def _begin(
+    root: str,
+    title: str | None,
+    prompt: str | None,
+    softkeys: Iterable[SoftKey],
+    charset: str,
+    ascii_only: bool,
+) -> _Writer:
     """Start an object with its Title, Prompt and SoftKeyItems."""
     writer = _Writer(root, charset, ascii_only)
     writer.header(title, prompt, softkeys)
@@ -148,8 +179,10 @@ def url_text(url: str) -> str:
 
 def _check_count(tag: str, count: int, maximum: int) -> None:
     if count > maximum:
-        raise ValueError(f"{count} {tag} elements given; a Cisco phone accepts at most "
-                         f"{maximum} in one object, so page the rest")
+        raise ValueError(
+            f"{count} {tag} elements given; a Cisco phone accepts at most "
+            f"{maximum} in one object, so page the rest"
+        )
 
 
 def serialize(root: ET.Element, charset: str) -> bytes:
@@ -168,9 +201,15 @@ def serialize(root: ET.Element, charset: str) -> bytes:
     return (declaration + body).encode(charset)
 
 
-def render_menu(title: str | None, items: Iterable[MenuItem], *, prompt: str | None = None,
-                softkeys: Iterable[SoftKey] = (), charset: str = UTF8,
-                ascii_only: bool = False) -> bytes:
+def render_menu(
+    title: str | None,
+    items: Iterable[MenuItem],
+    *,
+    prompt: str | None = None,
+    softkeys: Iterable[SoftKey] = (),
+    charset: str = UTF8,
+    ascii_only: bool = False,
+) -> bytes:
     """Render a CiscoIPPhoneMenu; without softkeys the phone shows Select and Exit."""
     writer = _begin("CiscoIPPhoneMenu", title, prompt, softkeys, charset, ascii_only)
     items = list(items)
@@ -182,29 +221,45 @@ def render_menu(title: str | None, items: Iterable[MenuItem], *, prompt: str | N
     return writer.to_bytes()
 
 
-def render_directory(title: str | None, entries: Iterable[DirectoryEntry], *,
-                     prompt: str | None = None, softkeys: Iterable[SoftKey] = (),
-                     charset: str = UTF8, ascii_only: bool = False) -> bytes:
+def render_directory(
+    title: str | None,
+    entries: Iterable[DirectoryEntry],
+    *,
+    prompt: str | None = None,
+    softkeys: Iterable[SoftKey] = (),
+    charset: str = UTF8,
+    ascii_only: bool = False,
+) -> bytes:
     """Render a CiscoIPPhoneDirectory of at most 32 entries.
 
     Custom softkeys replace the phone's defaults, so a caller that adds Next or
     Prev must also add SoftKey:Dial, SoftKey:EditDial and SoftKey:Exit.
     """
-    writer = _begin("CiscoIPPhoneDirectory", title, prompt, softkeys, charset, ascii_only)
+    writer = _begin(
+        "CiscoIPPhoneDirectory", title, prompt, softkeys, charset, ascii_only
+    )
     entries = list(entries)
     _check_count("DirectoryEntry", len(entries), MAX_DIRECTORY_ENTRIES)
     for entry in entries:
         element = ET.SubElement(writer.root, "DirectoryEntry")
-        name = fit_label(writer.spell(entry.name), writer.spell(entry.label),
-                         ENTRY_NAME_MAX, charset)
+        name = fit_label(
+            writer.spell(entry.name), writer.spell(entry.label), ENTRY_NAME_MAX, charset
+        )
         writer.add(element, "Name", name)
         writer.add(element, "Telephone", dialable(entry.telephone))
     return writer.to_bytes()
 
 
-def render_input(title: str | None, url: str, items: Iterable[InputItem], *,
-                 prompt: str | None = None, softkeys: Iterable[SoftKey] = (),
-                 charset: str = UTF8, ascii_only: bool = False) -> bytes:
+def render_input(
+    title: str | None,
+    url: str,
+    items: Iterable[InputItem],
+    *,
+    prompt: str | None = None,
+    softkeys: Iterable[SoftKey] = (),
+    charset: str = UTF8,
+    ascii_only: bool = False,
+) -> bytes:
     """Render a CiscoIPPhoneInput form; the phone submits it by GET to ``url``.
 
     The phone appends ``param=value`` for each item to ``url`` as a query string.
@@ -217,25 +272,40 @@ def render_input(title: str | None, url: str, items: Iterable[InputItem], *,
     writer.add(writer.root, "URL", url_text(url))
     for item in items:
         if not 1 <= len(item.param) <= INPUT_PARAM_MAX:
-            raise ValueError(f"input parameter name {item.param!r} must have 1 to "
-                             f"{INPUT_PARAM_MAX} characters")
+            raise ValueError(
+                f"input parameter name {item.param!r} must have 1 to "
+                f"{INPUT_PARAM_MAX} characters"
+            )
         if item.flags not in INPUT_FLAGS:
-            raise ValueError(f"input flags {item.flags!r} are not one of "
-                             f"{', '.join(sorted(INPUT_FLAGS))}")
+            raise ValueError(
+                f"input flags {item.flags!r} are not one of "
+                f"{', '.join(sorted(INPUT_FLAGS))}"
+            )
         element = ET.SubElement(writer.root, "InputItem")
         if item.display_name:
-            writer.add(element, "DisplayName",
-                       writer.text(item.display_name, INPUT_DISPLAY_NAME_MAX))
+            writer.add(
+                element,
+                "DisplayName",
+                writer.text(item.display_name, INPUT_DISPLAY_NAME_MAX),
+            )
         writer.add(element, "QueryStringParam", item.param)
         writer.add(element, "InputFlags", item.flags)
         if item.default:
-            writer.add(element, "DefaultValue", writer.text(item.default, INPUT_DEFAULT_MAX))
+            writer.add(
+                element, "DefaultValue", writer.text(item.default, INPUT_DEFAULT_MAX)
+            )
     return writer.to_bytes()
 
 
-def render_text(title: str | None, text: str, *, prompt: str | None = None,
-                softkeys: Iterable[SoftKey] = (), charset: str = UTF8,
-                ascii_only: bool = False) -> bytes:
+def render_text(
+    title: str | None,
+    text: str,
+    *,
+    prompt: str | None = None,
+    softkeys: Iterable[SoftKey] = (),
+    charset: str = UTF8,
+    ascii_only: bool = False,
+) -> bytes:
     """Render a CiscoIPPhoneText message, such as an error page for a phone.
 
     The text keeps its line breaks and is cut to 4000 characters; the phone wraps

@@ -115,7 +115,8 @@ def dialable(telephone: str) -> str:
     last guard and adds no ellipsis, because the phone would dial it.
     """
     return "".join(character for character in telephone if character in DIALABLE)[
-        :TELEPHONE_MAX]
+        :TELEPHONE_MAX
+    ]
 
 
 def fit_url(url: str) -> str:

@@ -1,4 +1,4 @@
-"""The directory: contacts from the store, named, dialled, searched and paged for phones.
+"""The directory: contacts from the store, named, dialled, searched and paged.
 
 ``Directory`` keeps an in-memory ``DirectoryIndex`` and rebuilds it when the store
 changes, whether this process or another one (``python -m appliance import``)
@@ -26,8 +26,16 @@ logger = logging.getLogger(__name__)
 
 SEARCH_KINDS = ("name", "number", "keypad")
 
-__all__ = ["SEARCH_KINDS", "BrowseGroup", "DialPlan", "Directory", "DirectoryIndex", "Entry",
-           "Page", "paginate"]
+__all__ = [
+    "SEARCH_KINDS",
+    "BrowseGroup",
+    "DialPlan",
+    "Directory",
+    "DirectoryIndex",
+    "Entry",
+    "Page",
+    "paginate",
+]
 
 
 @dataclass(frozen=True)
@@ -49,12 +57,16 @@ class Page:
 
 
 def paginate(items: list, page: int, page_size: int) -> Page:
-    """Return page ``page`` of ``items``; a page out of range gives the first or last."""
+    """Return page ``page`` of ``items``; out of range gives the first or last."""
     count = max(1, math.ceil(len(items) / page_size))
     number = min(max(page, 1), count)
     start = (number - 1) * page_size
-    return Page(items=items[start:start + page_size], number=number, count=count,
-                total=len(items))
+    return Page(
+        items=items[start : start + page_size],
+        number=number,
+        count=count,
+        total=len(items),
+    )
 
 
 class Directory:
@@ -84,7 +96,8 @@ class Directory:
         with self._version_lock:
             if self._version_connection is None:
                 self._version_connection = sqlite3.connect(
-                    f"file:{self.store.path}?mode=ro", uri=True, check_same_thread=False)
+                    f"file:{self.store.path}?mode=ro", uri=True, check_same_thread=False
+                )
             return self._version_connection.execute("PRAGMA data_version").fetchone()[0]
 
     def index(self) -> DirectoryIndex:
@@ -121,22 +134,32 @@ class Directory:
             if self._index is None:
                 raise self._unreadable(error) from None
             if not self._is_rebuild_failing:
-                logger.warning("directory kept previous contacts, store read failed",
-                               extra={"error": str(error)})
+                logger.warning(
+                    "directory kept previous contacts, store read failed",
+                    extra={"error": str(error)},
+                )
                 self._is_rebuild_failing = True
             return
         previous = self._index
         index = DirectoryIndex(
-            contacts, self.dial_plan, name_format=self.config.directory.name_format,
+            contacts,
+            self.dial_plan,
+            name_format=self.config.directory.name_format,
             sort=self.config.directory.sort,
-            previous_dial_cache=previous.dial_cache if previous else None)
+            previous_dial_cache=previous.dial_cache if previous else None,
+        )
         self._index, self._index_version = index, version
         if self._is_rebuild_failing:
             logger.info("directory store read recovered")
             self._is_rebuild_failing = False
-        logger.info("directory index built", extra={
-            "contacts": index.contact_count, "entries": len(index.entries),
-            "duration_s": round(time.perf_counter() - started, 3)})
+        logger.info(
+            "directory index built",
+            extra={
+                "contacts": index.contact_count,
+                "entries": len(index.entries),
+                "duration_s": round(time.perf_counter() - started, 3),
+            },
+        )
 
     def _stale_or_raise(self, error: Exception) -> DirectoryIndex:
         if self._index is None:
@@ -144,8 +167,10 @@ class Directory:
         return self._index
 
     def _unreadable(self, error: Exception) -> StoreError:
-        return StoreError(f"Database {self.store.path} cannot be read: {error}. Check the "
-                          "disk and the file's permissions.")
+        return StoreError(
+            f"Database {self.store.path} cannot be read: {error}. Check the "
+            "disk and the file's permissions."
+        )
 
     def close(self) -> None:
         """Close the connection that watches the store for changes."""
@@ -160,14 +185,23 @@ class Directory:
         """Search by ``kind`` (name, number or keypad) and return the index searched
         and the matching entry positions in directory order."""
         if kind not in SEARCH_KINDS:
-            raise ValueError(f"search kind {kind!r} is not one of {', '.join(SEARCH_KINDS)}")
+            raise ValueError(
+                f"search kind {kind!r} is not one of {', '.join(SEARCH_KINDS)}"
+            )
         index = self.index()
         started = time.perf_counter()
-        search = {"name": index.search_name, "number": index.search_number,
-                  "keypad": index.search_keypad}[kind]
+        search = {
+            "name": index.search_name,
+            "number": index.search_number,
+            "keypad": index.search_keypad,
+        }[kind]
         positions = search(query)
-        self.events.emit("directory.search", kind=kind,
-                         duration_s=time.perf_counter() - started, results=len(positions))
+        self.events.emit(
+            "directory.search",
+            kind=kind,
+            duration_s=time.perf_counter() - started,
+            results=len(positions),
+        )
         return index, positions
 
     def lookup(self, number: str) -> Entry | None:
@@ -175,7 +209,10 @@ class Directory:
         index = self.index()
         started = time.perf_counter()
         entry = index.lookup(number)
-        self.events.emit("directory.search", kind="number",
-                         duration_s=time.perf_counter() - started,
-                         results=0 if entry is None else 1)
+        self.events.emit(
+            "directory.search",
+            kind="number",
+            duration_s=time.perf_counter() - started,
+            results=0 if entry is None else 1,
+        )
         return entry

@@ -48,18 +48,23 @@ class DialPlan:
             national = usual_national_prefix(home)
         elif national == "none":
             national = ""
-        return cls(home_country=home, outside_line_prefix=section.outside_line_prefix,
-                   international_prefix=international, national_prefix=national,
-                   extension=section.extension,
-                   extension_pause_seconds=section.extension_pause_seconds,
-                   internal_digits=section.internal_digits)
+        return cls(
+            home_country=home,
+            outside_line_prefix=section.outside_line_prefix,
+            international_prefix=international,
+            national_prefix=national,
+            extension=section.extension,
+            extension_pause_seconds=section.extension_pause_seconds,
+            internal_digits=section.internal_digits,
+        )
 
     @cached_property
     def home_country_code(self) -> int:
         return phonenumbers.country_code_for_region(self.home_country)
 
-    def dial_string(self, raw: str, e164: str | None = None,
-                    extension: str | None = None) -> str | None:
+    def dial_string(
+        self, raw: str, e164: str | None = None, extension: str | None = None
+    ) -> str | None:
         """Return what the phone dials for a number, or None when it has no digits.
 
         The result holds only ``0-9 * # ,`` and has at most 32 characters: an
@@ -81,7 +86,9 @@ class DialPlan:
             return None
         extension_digits = digits_of(extension or "")
         if self.extension == "pause" and extension_digits:
-            with_extension = main + "," * self.extension_pause_seconds + extension_digits
+            with_extension = (
+                main + "," * self.extension_pause_seconds + extension_digits
+            )
             if len(with_extension) <= TELEPHONE_MAX:
                 return with_extension
         return main

@@ -93,9 +93,14 @@ def group_of(text: str) -> str:
 class DirectoryIndex:
     """Everything a phone request reads, built once from a list of contacts."""
 
-    def __init__(self, contacts: Iterable[Contact], dial_plan: DialPlan,
-                 name_format: str = "given_family", sort: str = "family",
-                 previous_dial_cache: dict | None = None) -> None:
+    def __init__(
+        self,
+        contacts: Iterable[Contact],
+        dial_plan: DialPlan,
+        name_format: str = "given_family",
+        sort: str = "family",
+        previous_dial_cache: dict | None = None,
+    ) -> None:
         self.dial_plan = dial_plan
         # Dial strings by (raw, e164, extension). The previous index's cache is read
         # too, because numbers rarely change between two syncs.
@@ -107,15 +112,22 @@ class DirectoryIndex:
         self.entries = self._build_entries(contacts, name_format, sort)
         self._sort_texts = [entry.sort_text for entry in self.entries]
         # Entries of the # group come last; letter groups are ranges before it.
-        self._other_start = next((position for position, entry in enumerate(self.entries)
-                                  if entry.group == OTHER_GROUP), len(self.entries))
+        self._other_start = next(
+            (
+                position
+                for position, entry in enumerate(self.entries)
+                if entry.group == OTHER_GROUP
+            ),
+            len(self.entries),
+        )
         self._build_search_keys()
         self._build_number_keys()
 
     # -- building -------------------------------------------------------------
 
-    def _build_entries(self, contacts: list[Contact], name_format: str,
-                       sort: str) -> list[Entry]:
+    def _build_entries(
+        self, contacts: list[Contact], name_format: str, sort: str
+    ) -> list[Entry]:
         entries = []
         for contact in contacts:
             name = contact_name(contact, name_format)
@@ -128,13 +140,22 @@ class DirectoryIndex:
                     dialled[telephone] = number
             labels = number_labels([number.type_label for number in dialled.values()])
             for (telephone, number), label in zip(dialled.items(), labels):
-                entries.append(Entry(contact=contact, number=number, name=name, label=label,
-                                     telephone=telephone, sort_text=text,
-                                     group=group_of(text)))
+                entries.append(
+                    Entry(
+                        contact=contact,
+                        number=number,
+                        name=name,
+                        label=label,
+                        telephone=telephone,
+                        sort_text=text,
+                        group=group_of(text),
+                    )
+                )
         # Letters first, then everything else; within a group by sort text. The sort
         # is stable, so a contact's numbers keep their order, primary first.
-        entries.sort(key=lambda entry: (entry.group == OTHER_GROUP, entry.sort_text,
-                                        entry.name))
+        entries.sort(
+            key=lambda entry: (entry.group == OTHER_GROUP, entry.sort_text, entry.name)
+        )
         return entries
 
     def _dial(self, raw: str, e164: str | None, extension: str | None) -> str | None:
@@ -173,8 +194,10 @@ class DirectoryIndex:
         for position, entry in enumerate(self.entries):
             number = entry.number
             e164 = number.e164 or self._parse(number.raw)
-            forms = {digits_of(number.raw.split(";")[0]),
-                     digits_of(entry.telephone.split(",")[0])}
+            forms = {
+                digits_of(number.raw.split(";")[0]),
+                digits_of(entry.telephone.split(",")[0]),
+            }
             if e164:
                 self._by_e164[e164].append(position)
                 forms.add(e164[1:])
@@ -192,21 +215,26 @@ class DirectoryIndex:
     # -- browsing -------------------------------------------------------------
 
     def _range(self, prefix: str) -> tuple[int, int]:
-        """Return the slice of entries whose group or sort text starts with ``prefix``."""
+        """Return the slice of entries whose sort text starts with ``prefix``."""
         if prefix == OTHER_GROUP:
             return self._other_start, len(self.entries)
         # A text equal to the prefix without its trailing space ("li" for "li ")
         # belongs to the group too: it sorts just before the texts that go on.
-        start = bisect.bisect_left(self._sort_texts, prefix.rstrip(" "), 0, self._other_start)
-        end = bisect.bisect_left(self._sort_texts, prefix + _AFTER_ASCII, start,
-                                 self._other_start)
+        start = bisect.bisect_left(
+            self._sort_texts, prefix.rstrip(" "), 0, self._other_start
+        )
+        end = bisect.bisect_left(
+            self._sort_texts, prefix + _AFTER_ASCII, start, self._other_start
+        )
         return start, end
 
     def letter_groups(self) -> list[BrowseGroup]:
         """Return the non-empty groups A to Z, then # for names that start otherwise."""
         groups = self._groups_by_prefix(0, 0, self._other_start)
         if self._other_start < len(self.entries):
-            groups.append(BrowseGroup(OTHER_GROUP, len(self.entries) - self._other_start))
+            groups.append(
+                BrowseGroup(OTHER_GROUP, len(self.entries) - self._other_start)
+            )
         return groups
 
     def browse(self, prefix: str) -> tuple[list[BrowseGroup], list[int]]:
@@ -218,8 +246,11 @@ class DirectoryIndex:
         """
         prefix = normalize_prefix(prefix)
         start, end = self._range(prefix)
-        while (end - start > BROWSE_SPLIT_ABOVE and prefix != OTHER_GROUP
-               and len(prefix) < BROWSE_MAX_PREFIX):
+        while (
+            end - start > BROWSE_SPLIT_ABOVE
+            and prefix != OTHER_GROUP
+            and len(prefix) < BROWSE_MAX_PREFIX
+        ):
             subgroups = self._groups_by_prefix(len(prefix), start, end)
             if len(subgroups) > 1:
                 return subgroups, []
@@ -235,15 +266,19 @@ class DirectoryIndex:
         while position < end:
             # A text as long as the prefix joins the group of the prefix plus a
             # space: "li" (family name only) files with "li wei".
-            key = self._sort_texts[position][:size + 1].ljust(size + 1)
-            following = bisect.bisect_left(self._sort_texts, key + _AFTER_ASCII, position, end)
+            key = self._sort_texts[position][: size + 1].ljust(size + 1)
+            following = bisect.bisect_left(
+                self._sort_texts, key + _AFTER_ASCII, position, end
+            )
             groups.append(BrowseGroup(key, following - position))
             position = following
         return groups
 
     # -- searching ------------------------------------------------------------
 
-    def _cached(self, kind: str, query: str, search: Callable[[str], list[int]]) -> list[int]:
+    def _cached(
+        self, kind: str, query: str, search: Callable[[str], list[int]]
+    ) -> list[int]:
         key = (kind, query)
         result = self._results.get(key)
         if result is None:
@@ -260,8 +295,11 @@ class DirectoryIndex:
         and company names and nicknames.
         """
         tokens = query_words(query)
-        return self._cached("name", " ".join(tokens),
-                            lambda _: _intersect(self._words, self._word_entries, tokens))
+        return self._cached(
+            "name",
+            " ".join(tokens),
+            lambda _: _intersect(self._words, self._word_entries, tokens),
+        )
 
     def search_keypad(self, query: str) -> list[int]:
         """Return entries whose words start with the letters keypad digits spell.
@@ -269,11 +307,16 @@ class DirectoryIndex:
         2 is ABC through 9 WXYZ. 0, 1, * and # separate words, so 232 0 568 finds
         Ada Lovelace.
         """
-        digits = "".join(character if character in "23456789" else " "
-                         for character in digits_of_keypad(query))
+        digits = "".join(
+            character if character in "23456789" else " "
+            for character in digits_of_keypad(query)
+        )
         tokens = digits.split()
-        return self._cached("keypad", " ".join(tokens),
-                            lambda _: _intersect(self._keys, self._key_entries, tokens))
+        return self._cached(
+            "keypad",
+            " ".join(tokens),
+            lambda _: _intersect(self._keys, self._key_entries, tokens),
+        )
 
     def search_number(self, query: str) -> list[int]:
         """Return entries whose number matches the query in any written form.
@@ -306,8 +349,13 @@ class DirectoryIndex:
         variants = [query]
         prefix = self.dial_plan.outside_line_prefix
         compact = digits_of(query)
-        if prefix and prefix.isdigit() and compact.startswith(prefix) and len(compact) > len(prefix):
-            variants.append(compact[len(prefix):])
+        if (
+            prefix
+            and prefix.isdigit()
+            and compact.startswith(prefix)
+            and len(compact) > len(prefix)
+        ):
+            variants.append(compact[len(prefix) :])
         return variants
 
     def _suffix(self, digits: str) -> set[int]:
@@ -357,7 +405,9 @@ def normalize_prefix(param: str) -> str:
     return _SPACES.sub(" ", folded).lstrip()[:BROWSE_MAX_PREFIX]
 
 
-def _intersect(keys: list[str], values: list[list[int]], tokens: list[str]) -> list[int]:
+def _intersect(
+    keys: list[str], values: list[list[int]], tokens: list[str]
+) -> list[int]:
     """Return positions found for every token, each token matching as a key prefix."""
     if not tokens:
         return []

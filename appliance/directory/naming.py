@@ -11,14 +11,23 @@ from appliance.model import Contact
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]+")
 _INNER_PUNCTUATION = re.compile(r"['\u2019.\-]")
 
-_KEYPAD_LETTERS = {"2": "abc", "3": "def", "4": "ghi", "5": "jkl", "6": "mno", "7": "pqrs",
-                   "8": "tuv", "9": "wxyz"}
-_KEYPAD_TABLE = str.maketrans({letter: digit for digit, letters in _KEYPAD_LETTERS.items()
-                               for letter in letters})
+_KEYPAD_LETTERS = {
+    "2": "abc",
+    "3": "def",
+    "4": "ghi",
+    "5": "jkl",
+    "6": "mno",
+    "7": "pqrs",
+    "8": "tuv",
+    "9": "wxyz",
+}
+_KEYPAD_TABLE = str.maketrans(
+    {letter: digit for digit, letters in _KEYPAD_LETTERS.items() for letter in letters}
+)
 
 
 def fold(text: str) -> str:
-    """Return ``text`` in lowercase ASCII for matching: Müller→muller, Łukasz→lukasz."""
+    """Return ``text`` in lowercase ASCII for matching (Müller→muller)."""
     if not text.isascii():
         text = anyascii(text)
     return text.lower()
@@ -68,8 +77,12 @@ def contact_name(contact: Contact, name_format: str) -> str:
     The first non-empty one wins: the person's name, nickname, company, job title,
     then the first number as written. So a company-only contact shows its company.
     """
-    candidates = (person_name(contact, name_format), contact.nickname, contact.company,
-                  contact.job_title)
+    candidates = (
+        person_name(contact, name_format),
+        contact.nickname,
+        contact.company,
+        contact.job_title,
+    )
     for candidate in candidates:
         candidate = " ".join(candidate.split())
         if candidate:
@@ -92,15 +105,24 @@ def sort_text(contact: Contact, shown_name: str, sort: str) -> str:
         parts = (contact.given_name, contact.family_name, contact.middle_name)
     else:
         parts = (shown_name,)
-    return " ".join(" ".join(_NOT_ALPHANUMERIC.split(fold(part))).strip()
-                    for part in parts if part.strip())
+    return " ".join(
+        " ".join(_NOT_ALPHANUMERIC.split(fold(part))).strip()
+        for part in parts
+        if part.strip()
+    )
 
 
 def search_words(contact: Contact) -> set[str]:
     """Return the folded words name search matches for a contact."""
     words: set[str] = set()
-    for text in (contact.given_name, contact.family_name, contact.middle_name,
-                 contact.display_name, contact.company, contact.nickname):
+    for text in (
+        contact.given_name,
+        contact.family_name,
+        contact.middle_name,
+        contact.display_name,
+        contact.company,
+        contact.nickname,
+    ):
         if text:
             words.update(words_of(text))
     return words

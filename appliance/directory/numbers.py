@@ -65,8 +65,13 @@ def usual_international_prefix(region: str) -> str:
         return "00"
     # "~" in libphonenumber's metadata means "wait for a second dial tone" (8~10 in
     # Russia); a comma makes the phone pause one second instead.
-    for prefix in (metadata.preferred_international_prefix, metadata.international_prefix):
-        if prefix and all(character.isdigit() or character == "~" for character in prefix):
+    for prefix in (
+        metadata.preferred_international_prefix,
+        metadata.international_prefix,
+    ):
+        if prefix and all(
+            character.isdigit() or character == "~" for character in prefix
+        ):
             return prefix.replace("~", ",")
     # NOTE: where the metadata gives only a pattern (Brazil's carrier codes), 00 is a
     # guess, and [dialplan] international_prefix overrides it.

@@ -52,7 +52,6 @@ _WIDEST_PAGE = 10**MAX_PAGE_DIGITS - 1
 ENVIRON_TOKEN = "appliance.phone_token"
 
 
-
 @dataclass(frozen=True)
 class SearchForm:
     """The texts and input mode of one kind of search."""
@@ -66,12 +65,25 @@ class SearchForm:
 
 
 SEARCHES = {
-    "name": SearchForm("Search by name", "Search by name", "Name", "A", "Name",
-                       "Enter part of a name"),
-    "number": SearchForm("Search by number", "Search by number", "Number", "T", "Number",
-                         "Enter digits of a number"),
-    "keypad": SearchForm("Keypad search (2=ABC)", "Keypad search", "Keys, 2=ABC \u2026 9=WXYZ",
-                         "N", "Keys", "Enter keys, such as 232"),
+    "name": SearchForm(
+        "Search by name", "Search by name", "Name", "A", "Name", "Enter part of a name"
+    ),
+    "number": SearchForm(
+        "Search by number",
+        "Search by number",
+        "Number",
+        "T",
+        "Number",
+        "Enter digits of a number",
+    ),
+    "keypad": SearchForm(
+        "Keypad search (2=ABC)",
+        "Keypad search",
+        "Keys, 2=ABC \u2026 9=WXYZ",
+        "N",
+        "Keys",
+        "Enter keys, such as 232",
+    ),
 }
 
 EXIT = SoftKey("Exit", "SoftKey:Exit", 3)
@@ -83,8 +95,9 @@ class PhoneRequest:
     def __init__(self, appliance: "Appliance") -> None:
         self.appliance = appliance
         headers = bottle.request.headers
-        self.charset = negotiate_charset(headers.get("Accept-Charset"),
-                                         headers.get("X-CiscoIPPhoneModelName"))
+        self.charset = negotiate_charset(
+            headers.get("Accept-Charset"), headers.get("X-CiscoIPPhoneModelName")
+        )
         self.ascii_only = appliance.config.directory.ascii_only
         self.token = bottle.request.environ.get(ENVIRON_TOKEN)
         self.timing = {"query_s": 0.0, "render_s": 0.0}
@@ -93,7 +106,9 @@ class PhoneRequest:
     def url(self, path: str, **params: str | int) -> str:
         """Return an absolute link on the public base URL, with the phone's token."""
         query = {"token": self.token} if self.token else {}
-        query.update((key, value) for key, value in params.items() if value not in ("", None))
+        query.update(
+            (key, value) for key, value in params.items() if value not in ("", None)
+        )
         link = self.appliance.base_url + path
         return f"{link}?{urlencode(query)}" if query else link
 
@@ -108,11 +123,15 @@ class PhoneRequest:
             return run()
         except StoreError as error:
             logger.warning("directory unavailable", extra={"error": str(error)})
-            raise bottle.HTTPError(503, "The directory is not ready. Try again in a moment.")
+            raise bottle.HTTPError(
+                503, "The directory is not ready. Try again in a moment."
+            )
         finally:
             self.timing["query_s"] += time.perf_counter() - started
 
-    def send(self, object_name: str, render: Callable[..., bytes], *args, **kwargs) -> bytes:
+    def send(
+        self, object_name: str, render: Callable[..., bytes], *args, **kwargs
+    ) -> bytes:
         """Render a Cisco object in this request's charset and set its headers."""
         started = time.perf_counter()
         body = render(*args, charset=self.charset, ascii_only=self.ascii_only, **kwargs)
@@ -145,14 +164,19 @@ def query_page() -> int:
     return int(text) if text.isdigit() else 1
 
 
-def paging_softkeys(request: PhoneRequest, page, link: Callable[[int], str]) -> list[SoftKey]:
+def paging_softkeys(
+    request: PhoneRequest, page, link: Callable[[int], str]
+) -> list[SoftKey]:
     """Return Dial, EditDial and Exit, plus Next and Prev where there are pages.
 
     Custom softkeys replace the phone's defaults, so Dial, EditDial and Exit are
     added back; Next and Prev keep their positions on every page.
     """
-    softkeys = [SoftKey("Dial", "SoftKey:Dial", 1), SoftKey("EditDial", "SoftKey:EditDial", 2),
-                EXIT]
+    softkeys = [
+        SoftKey("Dial", "SoftKey:Dial", 1),
+        SoftKey("EditDial", "SoftKey:EditDial", 2),
+        EXIT,
+    ]
     if page.has_next:
         softkeys.append(SoftKey("Next", link(page.number + 1), 4))
     if page.has_previous:
@@ -160,15 +184,22 @@ def paging_softkeys(request: PhoneRequest, page, link: Callable[[int], str]) -> 
     return softkeys
 
 
-def directory_entries(index: DirectoryIndex, positions: list[int]) -> list[DirectoryEntry]:
+def directory_entries(
+    index: DirectoryIndex, positions: list[int]
+) -> list[DirectoryEntry]:
     entries = [index.entries[position] for position in positions]
-    return [DirectoryEntry(entry.name, entry.telephone, entry.label) for entry in entries]
+    return [
+        DirectoryEntry(entry.name, entry.telephone, entry.label) for entry in entries
+    ]
 
 
-def page_prompt(page) -> str:
+def page_prompt(page, counted: str) -> str:
+    """Return the Prompt of a directory page, such as "87 entries, page 2/3"."""
+    if counted == "entries" and page.total == 1:
+        counted = "entry"
     if page.count > 1:
-        return f"{page.total} found, page {page.number}/{page.count}"
-    return f"{page.total} found"
+        return f"{page.total} {counted}, page {page.number}/{page.count}"
+    return f"{page.total} {counted}"
 
 
 class PhoneViews:
@@ -188,11 +219,17 @@ class PhoneViews:
     def menu(self) -> bytes:
         """Return the top menu: the three searches and browse A–Z."""
         request = PhoneRequest(self.appliance)
-        items = [MenuItem(form.menu_name, request.url(f"/directory/search/{kind}"))
-                 for kind, form in SEARCHES.items()]
+        items = [
+            MenuItem(form.menu_name, request.url(f"/directory/search/{kind}"))
+            for kind, form in SEARCHES.items()
+        ]
         items.append(MenuItem("Browse A\u2013Z", request.url("/directory/browse")))
-        return request.send("CiscoIPPhoneMenu", render_menu,
-                            self.appliance.config.directory.title, items)
+        return request.send(
+            "CiscoIPPhoneMenu",
+            render_menu,
+            self.appliance.config.directory.title,
+            items,
+        )
 
     # -- browse ---------------------------------------------------------------
 
@@ -208,31 +245,68 @@ class PhoneViews:
         if not groups and not positions:
             return self._empty_group(request, prefix)
         if groups:
-            title = f"Browse: {BrowseGroup(prefix, 0).title}" if prefix else "Browse A\u2013Z"
-            items = [MenuItem(f"{group.title} ({group.count})",
-                              request.url("/directory/browse", group=group.param))
-                     for group in groups[:MAX_MENU_ITEMS]]
+            title = (
+                f"Browse: {BrowseGroup(prefix, 0).title}"
+                if prefix
+                else "Browse A\u2013Z"
+            )
+            items = [
+                MenuItem(
+                    f"{group.title} ({group.count})",
+                    request.url("/directory/browse", group=group.param),
+                )
+                for group in groups[:MAX_MENU_ITEMS]
+            ]
             return request.send("CiscoIPPhoneMenu", render_menu, title, items)
 
+        group = BrowseGroup(prefix, len(positions))
+        return self._directory_page(
+            request,
+            index,
+            positions,
+            f"Browse: {group.title}",
+            "entries",
+            lambda number: request.url(
+                "/directory/browse", group=group.param, page=number
+            ),
+        )
+
+    def _directory_page(
+        self,
+        request: PhoneRequest,
+        index: DirectoryIndex,
+        positions: list[int],
+        title: str,
+        counted: str,
+        link: Callable[[int], str],
+    ) -> bytes:
+        """Return the requested page of ``positions``; ``link`` makes page URLs."""
         page = paginate(positions, query_page(), self.page_size)
         self._expire_later_pages(page)
-        group = BrowseGroup(prefix, len(positions))
-        softkeys = paging_softkeys(
-            request, page, lambda number: request.url("/directory/browse", group=group.param,
-                                                      page=number))
-        title = f"Browse: {group.title}"
-        return request.send("CiscoIPPhoneDirectory", render_directory, title,
-                            directory_entries(index, page.items), prompt=page_prompt(page),
-                            softkeys=softkeys)
+        return request.send(
+            "CiscoIPPhoneDirectory",
+            render_directory,
+            title,
+            directory_entries(index, page.items),
+            prompt=page_prompt(page, counted),
+            softkeys=paging_softkeys(request, page, link),
+        )
 
     def _empty_group(self, request: PhoneRequest, prefix: str) -> bytes:
         if prefix:
-            text = "No contact is filed under this letter any more. Go back and choose again."
+            text = "No contact is filed here any more. Go back and choose again."
         else:
             text = "The directory has no contacts yet."
-        return request.send("CiscoIPPhoneText", render_text, "Browse A\u2013Z", text,
-                            softkeys=[SoftKey("Back", request.url("/directory/browse"), 1),
-                                      SoftKey("Exit", "SoftKey:Exit", 2)])
+        return request.send(
+            "CiscoIPPhoneText",
+            render_text,
+            "Browse A\u2013Z",
+            text,
+            softkeys=[
+                SoftKey("Back", request.url("/directory/browse"), 1),
+                SoftKey("Exit", "SoftKey:Exit", 2),
+            ],
+        )
 
     def _expire_later_pages(self, page) -> None:
         # A page the phone holds as expired is skipped by Exit, so Exit from page 3
@@ -254,27 +328,43 @@ class PhoneViews:
         index, positions = request.query(lambda: self.directory.search(kind, text))
         if not positions:
             message = f'No contact matches "{text}".'
-            softkeys = [SoftKey("Search", request.url(f"/directory/search/{kind}"), 1),
-                        SoftKey("Exit", "SoftKey:Exit", 2)]
-            return request.send("CiscoIPPhoneText", render_text, SEARCHES[kind].title, message,
-                                softkeys=softkeys)
+            softkeys = [
+                SoftKey("Search", request.url(f"/directory/search/{kind}"), 1),
+                SoftKey("Exit", "SoftKey:Exit", 2),
+            ]
+            return request.send(
+                "CiscoIPPhoneText",
+                render_text,
+                SEARCHES[kind].title,
+                message,
+                softkeys=softkeys,
+            )
 
-        page = paginate(positions, query_page(), self.page_size)
-        self._expire_later_pages(page)
-        softkeys = paging_softkeys(request, page,
-                                   lambda number: self._results_url(request, kind, text, number))
-        title = f"{SEARCHES[kind].result_title}: {text}"
-        return request.send("CiscoIPPhoneDirectory", render_directory, title,
-                            directory_entries(index, page.items), prompt=page_prompt(page),
-                            softkeys=softkeys)
+        return self._directory_page(
+            request,
+            index,
+            positions,
+            f"{SEARCHES[kind].result_title}: {text}",
+            "found",
+            lambda number: self._results_url(request, kind, text, number),
+        )
 
-    def _form(self, request: PhoneRequest, kind: str, prompt: str | None = None) -> bytes:
+    def _form(
+        self, request: PhoneRequest, kind: str, prompt: str | None = None
+    ) -> bytes:
         form = SEARCHES[kind]
-        return request.send("CiscoIPPhoneInput", render_input, form.title,
-                            request.url(f"/directory/search/{kind}"),
-                            [InputItem(form.field, "q", form.flags)], prompt=prompt)
+        return request.send(
+            "CiscoIPPhoneInput",
+            render_input,
+            form.title,
+            request.url(f"/directory/search/{kind}"),
+            [InputItem(form.field, "q", form.flags)],
+            prompt=prompt,
+        )
 
-    def _results_url(self, request: PhoneRequest, kind: str, text: str, page: int) -> str:
+    def _results_url(
+        self, request: PhoneRequest, kind: str, text: str, page: int
+    ) -> str:
         return request.url(f"/directory/search/{kind}", q=text, page=page)
 
     def _fit_query(self, request: PhoneRequest, kind: str, text: str) -> str:
@@ -283,7 +373,9 @@ class PhoneViews:
         The search runs on the cut text too, so every page of a result shows the
         same search.
         """
-        while text and len(self._results_url(request, kind, text, _WIDEST_PAGE)) > URL_MAX:
+        while (
+            text and len(self._results_url(request, kind, text, _WIDEST_PAGE)) > URL_MAX
+        ):
             text = text[:-1].rstrip()
         return text
 
@@ -297,33 +389,56 @@ class PhoneViews:
         """
         number = query_text("number", limit=64)
         if number is None:
-            raise bottle.HTTPError(400, "Missing parameter number: call /lookup?number=5550100.")
+            raise bottle.HTTPError(
+                400, "Missing parameter number: call /lookup?number=5550100."
+            )
         request = PhoneRequest(self.appliance)
         entry = request.query(lambda: self.directory.lookup(number)) if number else None
         accept = bottle.request.headers.get("Accept", "")
         if "application/json" in accept:
             bottle.response.content_type = "application/json"
-            return json.dumps(lookup_json(number, entry), ensure_ascii=False).encode("utf-8")
-        if bottle.request.headers.get("X-CiscoIPPhoneModelName") or "x-CiscoIPPhone" in accept:
+            return json.dumps(lookup_json(number, entry), ensure_ascii=False).encode(
+                "utf-8"
+            )
+        if (
+            bottle.request.headers.get("X-CiscoIPPhoneModelName")
+            or "x-CiscoIPPhone" in accept
+        ):
             return self._lookup_phone(request, number, entry)
         bottle.response.content_type = "text/plain; charset=utf-8"
         return (entry.name if entry else "").encode("utf-8")
 
-    def _lookup_phone(self, request: PhoneRequest, number: str, entry: Entry | None) -> bytes:
+    def _lookup_phone(
+        self, request: PhoneRequest, number: str, entry: Entry | None
+    ) -> bytes:
         if entry is None:
-            return request.send("CiscoIPPhoneText", render_text, "Caller",
-                                f"No contact has the number {number}.")
-        return request.send("CiscoIPPhoneDirectory", render_directory, "Caller",
-                            [DirectoryEntry(entry.name, entry.telephone, entry.label)])
+            return request.send(
+                "CiscoIPPhoneText",
+                render_text,
+                "Caller",
+                f"No contact has the number {number}.",
+            )
+        return request.send(
+            "CiscoIPPhoneDirectory",
+            render_directory,
+            "Caller",
+            [DirectoryEntry(entry.name, entry.telephone, entry.label)],
+        )
 
 
 def lookup_json(number: str, entry: Entry | None) -> dict:
     """Return the JSON body of a caller-ID lookup."""
     if entry is None:
         return {"ok": True, "number": number, "found": False, "name": None}
-    return {"ok": True, "number": number, "found": True, "name": entry.name,
-            "company": entry.contact.company or None, "label": entry.label or None,
-            "telephone": entry.telephone}
+    return {
+        "ok": True,
+        "number": number,
+        "found": True,
+        "name": entry.name,
+        "company": entry.contact.company or None,
+        "label": entry.label or None,
+        "telephone": entry.telephone,
+    }
 
 
 def register(app: bottle.Bottle, appliance: "Appliance") -> None:
