@@ -430,12 +430,15 @@ def test_latin1_search_text_accepted(running):
     assert entry_names(root) == ["Ren\u00e9e M\u00fcller (work)"]
 
 
-def test_unknown_path_not_found(running):
-    assert running.get("/directory/nothing-here").status_code == 404
-
-
-def test_unknown_search_kind_not_found(running):
-    assert running.get("/directory/search/email").status_code == 404
+@pytest.mark.parametrize(
+    "path", ["/directory/nothing-here", "/directory/search/email", "/nothing"]
+)
+def test_unknown_path_phone_text_404(running, schema, path):
+    response = running.get(path, headers=LATIN1_PHONE)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "text/xml; charset=iso-8859-1"
+    assert ET.fromstring(response.content).tag == "CiscoIPPhoneText"
+    assert schema.validate(response.content, strict_order=True) == []
 
 
 def test_empty_directory_says_so(start):
