@@ -82,6 +82,21 @@ def binary(tmp_path_factory) -> Path:
     return copy
 
 
+def run_binary(binary: Path, *args: str, tmp_path: Path,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one command of the binary with TMPDIR in ``tmp_path``.
+
+    A run killed at its timeout leaves its _MEI folder there, not in /tmp.
+    """
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("PHONEBOOK_")}
+    environment.update(env or {}, TMPDIR=str(tmpdir))
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60,
+                          env=environment)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -262,9 +277,8 @@ def test_binary_bundle_carries_package_data(binary):
         assert "config.example.ini" in names
 
 
-def test_binary_version_lists_build(binary):
-    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
-                            timeout=60)
+def test_binary_version_lists_build(binary, tmp_path):
+    result = run_binary(binary, "--version", tmp_path=tmp_path)
     lines = result.stdout.splitlines()
     assert result.returncode == 0
     assert lines[0] == f"phonebook-appliance {__version__}"
@@ -272,8 +286,8 @@ def test_binary_version_lists_build(binary):
     assert "built " in lines[1]
 
 
-def test_binary_help_lists_every_command(binary):
-    result = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60)
+def test_binary_help_lists_every_command(binary, tmp_path):
+    result = run_binary(binary, "--help", tmp_path=tmp_path)
     source_commands = build_parser()._subparsers._group_actions[0].choices
     assert result.returncode == 0
     assert [name for name in source_commands if name not in result.stdout] == []
@@ -284,24 +298,23 @@ def test_binary_help_lists_every_command(binary):
     (["init-config"], render_example_ini()),
     (["init-config", "--service"], render_service_ini()),
 ])
-def test_binary_init_config_matches_source(binary, args, expected):
-    result = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60)
+def test_binary_init_config_matches_source(binary, tmp_path, args, expected):
+    result = run_binary(binary, *args, tmp_path=tmp_path)
     assert result.returncode == 0
     assert result.stdout == expected
 
 
 def test_binary_check_config_names_file(binary, tmp_path):
     config = write_config(tmp_path, 8080)
-    result = subprocess.run([str(binary), "check-config", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60)
+    result = run_binary(binary, "check-config", "--config", str(config), tmp_path=tmp_path)
     assert result.returncode == 0
     assert result.stdout.strip() == f"config: {config} (from --config): valid"
 
 
 def test_binary_check_config_uses_env(binary, tmp_path):
     config = write_config(tmp_path, 8080)
-    result = subprocess.run([str(binary), "check-config"], capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "PHONEBOOK_CONFIG": str(config)})
+    result = run_binary(binary, "check-config", tmp_path=tmp_path,
+                        env={"PHONEBOOK_CONFIG": str(config)})
     assert result.returncode == 0
     assert "(from PHONEBOOK_CONFIG)" in result.stdout
 
@@ -309,8 +322,7 @@ def test_binary_check_config_uses_env(binary, tmp_path):
 def test_binary_bad_config_exits_2(binary, tmp_path):
     config = tmp_path / "config.ini"
     config.write_text("[server]\nport = ten\n", encoding="utf-8")
-    result = subprocess.run([str(binary), "check-config", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60)
+    result = run_binary(binary, "check-config", "--config", str(config), tmp_path=tmp_path)
     assert result.returncode == 2
     assert "port" in result.stderr
     assert "Traceback" not in result.stderr
@@ -374,6 +386,15 @@ def test_binary_sigterm_exits_cleanly(binary, tmp_path):
     assert running.stop(signal.SIGTERM) == 0
     assert list(running.tmpdir.glob("_MEI*")) == []
     assert "stopped" in running.log_text()
+
+
+def test_binary_sigterm_closes_database(binary, tmp_path):
+    # The last connection to close folds the WAL back and removes -wal and -shm.
+    running = start_binary(binary, tmp_path)
+    assert running.get("/directory").status_code == 200
+    assert running.stop(signal.SIGTERM) == 0
+    assert sorted(path.name for path in (tmp_path / "data").glob("*.sqlite3*")) == [
+        "phonebook.sqlite3"]
 
 
 def test_binary_sigint_exits_cleanly(binary, tmp_path):

@@ -65,6 +65,9 @@ class Store:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
+        # Every thread's reader, so that close() reaches those of other threads too.
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
 
     # -- opening and closing -------------------------------------------------
 
@@ -96,13 +99,19 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Close every thread's reader, then the writer.
+
+        The writer closes last because the last connection to close checkpoints the
+        WAL and removes the -wal and -shm files, which a read-only one cannot do.
+        """
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
+        self._local.reader = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        reader = getattr(self._local, "reader", None)
-        if reader is not None:
-            reader.close()
-            self._local.reader = None
 
     def _migrate(self) -> None:
         version = self._writer.execute("PRAGMA user_version").fetchone()[0]
@@ -156,6 +165,8 @@ class Store:
         if connection is None:
             connection = _connect(self.path, read_only=True)
             self._local.reader = connection
+            with self._readers_lock:
+                self._readers.append(connection)
         return connection
 
     def data_version(self) -> int:
