@@ -6,6 +6,7 @@ Exit status: 0 success, 1 the command ran and failed, 2 bad config or usage.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -182,8 +183,12 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from appliance.server import Server, adjustments_from_config
 
     appliance = build_appliance(config)
-    server = Server(appliance.wsgi, config.server.host, config.server.port,
-                    threads=config.server.threads, **adjustments_from_config(config))
+    try:
+        server = Server(appliance.wsgi, config.server.host, config.server.port,
+                        threads=config.server.threads, **adjustments_from_config(config))
+    except OSError as error:
+        appliance.stop()
+        raise listen_error(config, error) from None
 
     def handle_signal(signum: int, frame) -> None:
         logger.info("stop requested", extra={"signal": signal.Signals(signum).name})
@@ -210,6 +215,24 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         appliance.stop()
         logger.info("stopped")
     return EXIT_OK
+
+
+# What to do when the listening socket cannot be opened, by errno.
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "Another program uses this port: stop it, or set [server] port to a free one",
+    errno.EACCES: "Ports below 1024 need extra privileges: set [server] port to 1024 or more, "
+                  "such as 8080",
+    errno.EADDRNOTAVAIL: "This box has no such address: set [server] host to one of its "
+                         "addresses, or to 0.0.0.0 for all of them",
+}
+
+
+def listen_error(config: Config, error: OSError) -> ConfigError:
+    """Turn a failure to open the listening socket into a one-line ConfigError."""
+    hint = _LISTEN_HINTS.get(error.errno, "Check [server] host and port")
+    return ConfigError(
+        f"Cannot listen on {config.server.host}:{config.server.port}: "
+        f"{error.strerror or error}. {hint} in {config.source}.")
 
 
 def cmd_token(args: argparse.Namespace, config: Config) -> int:
