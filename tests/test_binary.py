@@ -397,6 +397,18 @@ def test_binary_sigterm_closes_database(binary, tmp_path):
         "phonebook.sqlite3"]
 
 
+def test_binary_sigterm_to_whole_group(binary, tmp_path):
+    # systemd's default KillMode=control-group signals the bootloader and the Python
+    # process at once, so Python gets SIGTERM twice: directly and forwarded.
+    running = start_binary(binary, tmp_path)
+    pid = running.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGTERM)
+    assert running.stop(signal.SIGTERM) == 0
+    assert list(running.tmpdir.glob("_MEI*")) == []
+
+
 def test_binary_sigint_exits_cleanly(binary, tmp_path):
     running = start_binary(binary, tmp_path)
     assert running.stop(signal.SIGINT) == 0
