@@ -157,7 +157,7 @@ class LogStatus:
     output: str  # why it warns; empty on pass
     directory: str | None  # None when log files are off
     fallback_since: float | None  # Unix seconds when writing to the files failed
-    fallback_records: int  # records written to standard error instead of a file
+    fallback_records: int  # records a log file could not take
     dir_size_bytes: int
 
 
@@ -178,8 +178,9 @@ class LoggingSetup:
         if not self.state.is_failing:
             return LogStatus("pass", "", str(self.directory.path), None,
                              self.state.fallback_records, size)
+        where = "the console" if self.console is not None else "standard error"
         output = (f"log files in {self.directory.path} cannot be written "
-                  f"({self.state.error}); lines go to standard error")
+                  f"({self.state.error}); lines go to {where} only")
         return LogStatus("warn", output, str(self.directory.path), self.state.failing_since,
                          self.state.fallback_records, size)
 
@@ -269,7 +270,7 @@ def setup_logging(config: Config, *, files: bool = True, console_stream: TextIO 
 def _check_settings(config: Config) -> None:
     settings = config.logging
     where = f"[logging] of {config.source}"
-    if settings.when in ("midnight",) or settings.when.startswith("w"):
+    if settings.when == "midnight" or settings.when.startswith("w"):
         if settings.interval != 1:
             raise ConfigError(
                 f"Invalid value \"{settings.interval}\" for interval in {where}: rotation "
