@@ -32,7 +32,9 @@ from appliance import __version__
 from appliance.cli import build_parser
 from appliance.config import render_example_ini, setting_index
 from appliance.locations import render_service_ini
+from appliance.store import Store
 from conftest import wait_until, write_ini
+from tests.fake_google import FakeGoogle, write_demo
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "build" / "build.sh"
@@ -326,6 +328,45 @@ def test_binary_bad_config_exits_2(binary, tmp_path):
     assert result.returncode == 2
     assert "port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_binary_imports_sample_csv(binary, tmp_path):
+    sample = REPO / "appliance" / "data" / "sample-contacts.csv"
+    if not sample.exists():
+        pytest.skip(f"{sample} is not in this checkout")
+    config = write_config(tmp_path, 8080)
+    result = run_binary(binary, "import", "--config", str(config), str(sample),
+                        tmp_path=tmp_path)
+    store = Store.open(tmp_path / "data")
+    try:
+        contacts = store.count_contacts()
+    finally:
+        store.close()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert contacts > 0
+
+
+def test_binary_syncs_from_fake_google(binary, tmp_path):
+    # Google's client libraries inside the binary, against the fake Google on 127.0.0.1.
+    fake = FakeGoogle(contacts=25).start()
+    try:
+        config = write_demo(fake, tmp_path / "demo", 8080)
+        credentials = tmp_path / "demo" / "authorized_user.json"
+        authorised = run_binary(binary, "auth", "--config", str(config),
+                                "--import", str(credentials), tmp_path=tmp_path)
+        synced = run_binary(binary, "sync", "--config", str(config), tmp_path=tmp_path)
+        status = run_binary(binary, "status", "--config", str(config), tmp_path=tmp_path)
+    finally:
+        fake.stop()
+    store = Store.open(tmp_path / "demo" / "data")
+    try:
+        contacts = store.count_contacts()
+    finally:
+        store.close()
+    assert authorised.returncode == 0, authorised.stderr[-2000:]
+    assert synced.returncode == 0, synced.stderr[-2000:]
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert contacts == 25
 
 
 # ---------------------------------------------------------------------------
