@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from appliance import context
 from appliance.sources.google import auth
 from appliance.sources.google.runs import KEEP_RUNS, recent_runs, record_start
 from appliance.sources.google.sync import CONNECTIONS, PERSON_FIELDS, stored_labels
@@ -219,6 +220,16 @@ def test_sync_sends_given_request_id(fake_google, google_sync):
     sync.run(request_id="req-123")
     headers = fake_google.calls("contactGroups.list")[0]["headers"]
     assert headers["X-Request-ID"] == "req-123"
+
+
+def test_sync_started_by_request_keeps_its_id(fake_google, google_sync):
+    sync, _ = google_sync()
+    seen: list[tuple[str | None, str | None]] = []
+    sync.events.subscribe("sync.started", lambda **fields: seen.append(
+        (context.request_id.get(), context.run_id.get())))
+    result = sync.run(request_id="req-456")
+    assert seen == [("req-456", result.run_id)]
+    assert context.request_id.get() is None
 
 
 def test_sync_dry_run_writes_nothing(fake_google, google_sync):

@@ -205,6 +205,9 @@ class GoogleSync:
         started_at = time.time()
         planned = "full" if full or self._needs_full() else "incremental"
         token = context.run_id.set(run_id)
+        # A sync started by a request (Sync now) carries that request's ID on its
+        # log lines too, although it runs in the scheduler's thread.
+        request_token = context.request_id.set(request_id) if request_id else None
         self.running_run_id = run_id
         result = SyncResult(run_id=run_id, kind=planned, outcome="error", dry_run=dry_run,
                             started_at=started_at, finished_at=started_at)
@@ -229,6 +232,8 @@ class GoogleSync:
             result.finished_at = max(result.finished_at, time.time())
             self._report(result)
             context.run_id.reset(token)
+            if request_token is not None:
+                context.request_id.reset(request_token)
         return result
 
     def _needs_full(self) -> bool:
