@@ -171,6 +171,11 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from appliance.sources.files import run_import
     from appliance.store import Store
 
+    if not args.path.is_file():
+        # Checked before the store opens, so a mistyped path creates no data folder.
+        print(f"error: {args.path} not found. Check the path of the CSV or vCard file "
+              "to import.", file=sys.stderr)
+        return EXIT_FAILED
     store = Store.open(config.storage.data_dir)
     try:
         return run_import(store, config, args.path, out=sys.stdout)

@@ -288,3 +288,11 @@ def test_command_broken_file_no_traceback(config, tmp_path):
     assert done.returncode == 1
     assert f"error: cannot import {path}: line 1 contains a NUL byte" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_command_missing_file_creates_nothing(config, tmp_path):
+    missing = tmp_path / "missing.csv"
+    done = run_command(config, str(missing))
+    assert done.returncode == 1
+    assert f"{missing} not found" in done.stderr
+    assert not config.storage.data_dir.exists()
