@@ -40,6 +40,10 @@ def clean_text(text: str, multiline: bool = False) -> str:
     removed: 79xx fonts and parsers stop at U+FFFF. Multiline text keeps TAB, CR
     and LF, the only controls CiscoIPPhoneText allows.
     """
+    # Most names need no cleaning. isprintable() is false for every character the
+    # loop below removes or replaces, except those above U+FFFF.
+    if text.isprintable() and (text.isascii() or max(text) <= "\uffff"):
+        return text.strip() if multiline else " ".join(text.split())
     kept = []
     for character in text:
         if ord(character) > 0xFFFF:
