@@ -235,9 +235,13 @@ _LISTEN_HINTS = {
 def listen_error(config: Config, error: OSError) -> ConfigError:
     """Turn a failure to open the listening socket into a one-line ConfigError."""
     hint = _LISTEN_HINTS.get(error.errno, "Check [server] host and port")
+    if config.path is None:
+        where = "a config file given with --config (none is in use now)"
+    else:
+        where = str(config.path)
     return ConfigError(
         f"Cannot listen on {config.server.host}:{config.server.port}: "
-        f"{error.strerror or error}. {hint} in {config.source}.")
+        f"{error.strerror or error}. {hint} in {where}.")
 
 
 def cmd_token(args: argparse.Namespace, config: Config) -> int:
