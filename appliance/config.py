@@ -217,6 +217,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("directory", "sample_contacts", "yes", boolean, "",
             "Load the bundled fictional contacts when the store is empty, so the directory "
             "works before any import or sync. They are removed by the first import or sync."),
+    Setting("directory", "label_menus", "no", boolean, "",
+            "Offer each label (a Google label, or a group from an imported file) in the top "
+            "menu as a directory of its own, with browse A-Z and the three searches. When "
+            "more than 96 labels have contacts, a Groups item leads to pages of them."),
+    Setting("directory", "menu_labels", "", string_list, "",
+            "Labels to offer when label_menus is yes, compared without regard to case. "
+            "Empty: every label that has a contact with a number."),
     # [dialplan]
     Setting("dialplan", "home_country", "US", text(r"[A-Za-z]{2}", "a two-letter ISO country code, such as US or DE"), "",
             "Country the PBX is in; numbers written without a country code are read as numbers of "

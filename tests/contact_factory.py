@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from appliance.directory.numbers import parse_number
 from appliance.model import Contact, PhoneNumber
 
@@ -57,3 +59,37 @@ def family_li_contacts(with_given: int, liam: int, lim: int) -> list[Contact]:
             for i in range(count)
         ]
     return people
+
+
+def numbered_contacts(
+    count: int, labels_of: Callable[[int], list[str]] | None = None
+) -> list[Contact]:
+    """Return ``count`` contacts with two numbers each, for timing the index.
+
+    Names repeat every 997 given and 1009 family names, as in a large company.
+    ``labels_of`` gives the labels of contact ``i``.
+    """
+    return [
+        Contact(
+            "import",
+            str(i),
+            given_name=f"Given{i % 997}",
+            family_name=f"Family{i % 1009}",
+            labels=labels_of(i) if labels_of else [],
+            numbers=[
+                PhoneNumber(
+                    f"+1 {200 + i % 700} 555 {i % 10000:04d}",
+                    "work",
+                    True,
+                    f"+1{200 + i % 700}555{i % 10000:04d}",
+                ),
+                PhoneNumber(
+                    f"+44 20 7946 {i % 10000:04d}",
+                    "mobile",
+                    False,
+                    f"+44207946{i % 10000:04d}",
+                ),
+            ],
+        )
+        for i in range(count)
+    ]

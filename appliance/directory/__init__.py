@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from appliance.config import Config
 from appliance.directory.dialplan import DialPlan
 from appliance.directory.index import BrowseGroup, DirectoryIndex, Entry
+from appliance.directory.labels import Label, missing_labels
 from appliance.errors import StoreError
 from appliance.events import Events
 from appliance.store import Store
@@ -33,6 +34,7 @@ __all__ = [
     "Directory",
     "DirectoryIndex",
     "Entry",
+    "Label",
     "Page",
     "paginate",
 ]
@@ -83,6 +85,7 @@ class Directory:
         self._version_lock = threading.Lock()
         self._version_connection: sqlite3.Connection | None = None
         self._is_rebuild_failing = False
+        self._missing_labels: list[str] = []
 
     # -- the index ------------------------------------------------------------
 
@@ -141,12 +144,15 @@ class Directory:
                 self._is_rebuild_failing = True
             return
         previous = self._index
+        settings = self.config.directory
         index = DirectoryIndex(
             contacts,
             self.dial_plan,
-            name_format=self.config.directory.name_format,
-            sort=self.config.directory.sort,
+            name_format=settings.name_format,
+            sort=settings.sort,
             previous_dial_cache=previous.dial_cache if previous else None,
+            with_labels=settings.label_menus,
+            only_labels=settings.menu_labels,
         )
         self._index, self._index_version = index, version
         if self._is_rebuild_failing:
@@ -157,9 +163,26 @@ class Directory:
             extra={
                 "contacts": index.contact_count,
                 "entries": len(index.entries),
+                "labels": len(index.labels),
                 "duration_s": round(time.perf_counter() - started, 3),
             },
         )
+        if settings.label_menus:
+            missing = missing_labels(settings.menu_labels, index.labels)
+            self._warn_missing_labels(missing)
+
+    def _warn_missing_labels(self, missing: list[str]) -> None:
+        """Log once when [directory] menu_labels names labels no contact has."""
+        if missing == self._missing_labels:
+            return
+        if missing:
+            logger.warning(
+                "directory menu labels not found",
+                extra={"setting": "[directory] menu_labels", "labels": missing},
+            )
+        else:
+            logger.info("directory menu labels all found")
+        self._missing_labels = missing
 
     def _stale_or_raise(self, error: Exception) -> DirectoryIndex:
         if self._index is None:
@@ -181,21 +204,36 @@ class Directory:
 
     # -- searches -------------------------------------------------------------
 
-    def search(self, kind: str, query: str) -> tuple[DirectoryIndex, list[int]]:
+    def search(
+        self,
+        kind: str,
+        query: str,
+        label: Label | None = None,
+        index: DirectoryIndex | None = None,
+    ) -> tuple[DirectoryIndex, list[int]]:
         """Search by ``kind`` (name, number or keypad) and return the index searched
-        and the matching entry positions in directory order."""
+        and the matching entry positions in directory order.
+
+        ``label`` limits the search to that label's entries. Its positions belong
+        to the index it came from, so pass that ``index`` with it; ValueError
+        otherwise.
+        """
         if kind not in SEARCH_KINDS:
             raise ValueError(
                 f"search kind {kind!r} is not one of {', '.join(SEARCH_KINDS)}"
             )
-        index = self.index()
+        if label is not None and (
+            index is None or index.get_label(label.id) is not label
+        ):
+            raise ValueError(f"label {label.name!r} is not from the index given")
+        index = index or self.index()
         started = time.perf_counter()
         search = {
             "name": index.search_name,
             "number": index.search_number,
             "keypad": index.search_keypad,
         }[kind]
-        positions = search(query)
+        positions = search(query, label)
         self.events.emit(
             "directory.search",
             kind=kind,

@@ -3,7 +3,9 @@
 One entry is one dialable number of one contact. Entries are sorted once, so browse
 groups are ranges of the entry list, and every search returns entry positions in
 that order. Prefix searches use bisection over sorted keys, so a search costs a few
-lookups plus the size of its result, not a scan of every contact.
+lookups plus the size of its result, not a scan of every contact. A label offered
+as its own directory keeps its entry positions and their sort texts, so browsing
+it bisects the same way and a search in it filters one result list.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import bisect
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from appliance.directory.dialplan import DialPlan
+from appliance.directory.labels import Label, build_labels
 from appliance.directory.naming import (
     contact_name,
     fold,
@@ -84,6 +87,19 @@ class BrowseGroup:
         return self.prefix.replace(" ", "_")
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """Entries as browsing reads them: all of them, or one label's.
+
+    ``sort_texts[i]`` is the sort text of entry ``positions[i]``, and the # group
+    starts at ``other_start``.
+    """
+
+    positions: Sequence[int]
+    sort_texts: list[str]
+    other_start: int
+
+
 def group_of(text: str) -> str:
     """Return the browse letter of a folded sort text: a to z, or # for the rest."""
     first = text[:1]
@@ -100,13 +116,18 @@ class DirectoryIndex:
         name_format: str = "given_family",
         sort: str = "family",
         previous_dial_cache: dict | None = None,
+        with_labels: bool = False,
+        only_labels: Iterable[str] = (),
     ) -> None:
+        """Index ``contacts``; ``with_labels`` also indexes each label as a directory
+        of its own, and ``only_labels`` (when not empty) limits that to those names."""
         self.dial_plan = dial_plan
         # Dial strings by (raw, e164, extension). The previous index's cache is read
         # too, because numbers rarely change between two syncs.
         self.dial_cache: dict = {}
         self._previous_dial_cache = previous_dial_cache or {}
-        self._results: dict[tuple[str, str], list[int]] = {}
+        self._results: dict[tuple[str, str, str], list[int]] = {}
+
         contacts = list(contacts)
         self.contact_count = len(contacts)
         self.entries = self._build_entries(contacts, name_format, sort)
@@ -120,8 +141,17 @@ class DirectoryIndex:
             ),
             len(self.entries),
         )
+        self._all = _Listing(
+            range(len(self.entries)), self._sort_texts, self._other_start
+        )
         self._build_search_keys()
         self._build_number_keys()
+
+        self.labels: list[Label] = []
+        self._labels_by_id: dict[str, Label] = {}
+        self._label_listings: dict[str, _Listing] = {}
+        if with_labels:
+            self._build_labels(only_labels)
 
     # -- building -------------------------------------------------------------
 
@@ -212,64 +242,91 @@ class DirectoryIndex:
         """Return the E.164 form of a number stored without one, if it parses now."""
         return parse_number(raw, self.dial_plan.home_country)[0]
 
+    def _build_labels(self, only: Iterable[str]) -> None:
+        """Find each label's entries and keep them as a listing to browse."""
+        self.labels = build_labels(
+            (entry.contact.labels for entry in self.entries), only
+        )
+        self._labels_by_id = {label.id: label for label in self.labels}
+        for label in self.labels:
+            # Positions ascend and the # group comes last, so the label's # group
+            # starts at its first position past the letters.
+            self._label_listings[label.id] = _Listing(
+                label.positions,
+                [self._sort_texts[position] for position in label.positions],
+                bisect.bisect_left(label.positions, self._other_start),
+            )
+
+    def get_label(self, label_id: str) -> Label | None:
+        """Return the label with this id, or None when no indexed label has it."""
+        return self._labels_by_id.get(label_id)
+
     # -- browsing -------------------------------------------------------------
 
-    def _range(self, prefix: str) -> tuple[int, int]:
-        """Return the slice of entries whose sort text starts with ``prefix``."""
+    def _listing(self, label: Label | None) -> _Listing:
+        return self._all if label is None else self._label_listings[label.id]
+
+    def _range(self, listing: _Listing, prefix: str) -> tuple[int, int]:
+        """Return the slice of ``listing`` whose sort texts start with ``prefix``."""
+        texts, other_start = listing.sort_texts, listing.other_start
         if prefix == OTHER_GROUP:
-            return self._other_start, len(self.entries)
+            return other_start, len(texts)
         # A text equal to the prefix without its trailing space ("li" for "li ")
         # belongs to the group too: it sorts just before the texts that go on.
-        start = bisect.bisect_left(
-            self._sort_texts, prefix.rstrip(" "), 0, self._other_start
-        )
-        end = bisect.bisect_left(
-            self._sort_texts, prefix + _AFTER_ASCII, start, self._other_start
-        )
+        start = bisect.bisect_left(texts, prefix.rstrip(" "), 0, other_start)
+        end = bisect.bisect_left(texts, prefix + _AFTER_ASCII, start, other_start)
         return start, end
 
-    def letter_groups(self) -> list[BrowseGroup]:
-        """Return the non-empty groups A to Z, then # for names that start otherwise."""
-        groups = self._groups_by_prefix(0, 0, self._other_start)
-        if self._other_start < len(self.entries):
-            groups.append(
-                BrowseGroup(OTHER_GROUP, len(self.entries) - self._other_start)
-            )
+    def letter_groups(self, label: Label | None = None) -> list[BrowseGroup]:
+        """Return the non-empty groups A to Z, then # for names that start otherwise.
+
+        With ``label``, only that label's entries count.
+        """
+        listing = self._listing(label)
+        groups = self._groups_by_prefix(listing, 0, 0, listing.other_start)
+        others = len(listing.sort_texts) - listing.other_start
+        if others:
+            groups.append(BrowseGroup(OTHER_GROUP, others))
         return groups
 
-    def browse(self, prefix: str) -> tuple[list[BrowseGroup], list[int]]:
+    def browse(
+        self, prefix: str, label: Label | None = None
+    ) -> tuple[list[BrowseGroup], list[int]]:
         """Return either the subgroups of a browse group or its entry positions.
 
         A group of at most BROWSE_SPLIT_ABOVE entries returns its entries. A larger
         one returns groups by the next character, skipping levels with a single
         subgroup; the # group and groups at BROWSE_MAX_PREFIX are never split.
+        With ``label``, only that label's entries count.
         """
+        listing = self._listing(label)
         prefix = normalize_prefix(prefix)
-        start, end = self._range(prefix)
+        start, end = self._range(listing, prefix)
         while (
             end - start > BROWSE_SPLIT_ABOVE
             and prefix != OTHER_GROUP
             and len(prefix) < BROWSE_MAX_PREFIX
         ):
-            subgroups = self._groups_by_prefix(len(prefix), start, end)
+            subgroups = self._groups_by_prefix(listing, len(prefix), start, end)
             if len(subgroups) > 1:
                 return subgroups, []
             prefix = subgroups[0].prefix
-        return [], list(range(start, end))
+        return [], list(listing.positions[start:end])
 
-    def _groups_by_prefix(self, size: int, start: int, end: int) -> list[BrowseGroup]:
-        """Return the groups of entries start to end by their first ``size`` + 1
-        characters. Each group is found by bisection, so the cost grows with the
-        number of groups, not of entries."""
+    def _groups_by_prefix(
+        self, listing: _Listing, size: int, start: int, end: int
+    ) -> list[BrowseGroup]:
+        """Return the groups of ``listing`` from start to end by their first
+        ``size`` + 1 characters. Each group is found by bisection, so the cost grows
+        with the number of groups, not of entries."""
+        texts = listing.sort_texts
         groups = []
         position = start
         while position < end:
             # A text as long as the prefix joins the group of the prefix plus a
             # space: "li" (family name only) files with "li wei".
-            key = self._sort_texts[position][: size + 1].ljust(size + 1)
-            following = bisect.bisect_left(
-                self._sort_texts, key + _AFTER_ASCII, position, end
-            )
+            key = texts[position][: size + 1].ljust(size + 1)
+            following = bisect.bisect_left(texts, key + _AFTER_ASCII, position, end)
             groups.append(BrowseGroup(key, following - position))
             position = following
         return groups
@@ -277,31 +334,45 @@ class DirectoryIndex:
     # -- searching ------------------------------------------------------------
 
     def _cached(
-        self, kind: str, query: str, search: Callable[[str], list[int]]
+        self,
+        kind: str,
+        query: str,
+        search: Callable[[str], list[int]],
+        label: Label | None = None,
     ) -> list[int]:
-        key = (kind, query)
+        """Return a search result from the cache, or run and remember it.
+
+        A label's result is the whole directory's result filtered by the label,
+        so a search in a label costs one pass over that result.
+        """
+        key = (kind, query, label.id if label else "")
         result = self._results.get(key)
         if result is None:
-            result = search(query)
+            if label is None:
+                result = search(query)
+            else:
+                result = label.select(self._cached(kind, query, search))
             if len(self._results) >= _RESULT_CACHE_SIZE:
                 self._results.pop(next(iter(self._results)))
             self._results[key] = result
         return result
 
-    def search_name(self, query: str) -> list[int]:
+    def search_name(self, query: str, label: Label | None = None) -> list[int]:
         """Return entries of contacts that have a word starting with each query word.
 
         Matching ignores case and accents and covers given, middle, family, display
-        and company names and nicknames.
+        and company names and nicknames. With ``label``, only that label's entries
+        are returned, as in every search below.
         """
         tokens = query_words(query)
         return self._cached(
             "name",
             " ".join(tokens),
             lambda _: _intersect(self._words, self._word_entries, tokens),
+            label,
         )
 
-    def search_keypad(self, query: str) -> list[int]:
+    def search_keypad(self, query: str, label: Label | None = None) -> list[int]:
         """Return entries whose words start with the letters keypad digits spell.
 
         2 is ABC through 9 WXYZ. 0, 1, * and # separate words, so 232 0 568 finds
@@ -316,15 +387,16 @@ class DirectoryIndex:
             "keypad",
             " ".join(tokens),
             lambda _: _intersect(self._keys, self._key_entries, tokens),
+            label,
         )
 
-    def search_number(self, query: str) -> list[int]:
+    def search_number(self, query: str, label: Label | None = None) -> list[int]:
         """Return entries whose number matches the query in any written form.
 
         The query may be international (+1 555 010 2000, 011 44 …), national,
         plain digits, or trailing digits of at least SEARCH_MIN_SUFFIX_DIGITS.
         """
-        return self._cached("number", query.strip(), self._match_number)
+        return self._cached("number", query.strip(), self._match_number, label)
 
     def _match_number(self, query: str) -> list[int]:
         found = set(self._exact_number(query))
