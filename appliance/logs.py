@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 from urllib.parse import parse_qsl
 
 from pythonjsonlogger.json import JsonFormatter
@@ -53,6 +53,10 @@ QUIET_PATH_PREFIXES = ("/metrics",)
 # "name" parameters, such as a search form's, are not device names.
 _DEVICE_NAME = re.compile(r"SEP[0-9A-Fa-f]{12}")
 _FIELD_MAX_CHARS = 256
+
+WAITRESS_QUEUE_LOGGER = "waitress.queue"
+# At most one "Task queue depth" warning a minute; the next one counts the rest.
+QUEUE_WARNING_INTERVAL_S = 60.0
 
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -149,6 +153,33 @@ class _LoggerFilter(logging.Filter):
         return matches != self.exclude
 
 
+class RepeatLimitFilter(logging.Filter):
+    """Pass one record per ``interval_s`` seconds and count those held back meanwhile.
+
+    The next record that passes carries that count as ``repeats_suppressed``.
+    """
+
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._clock = clock
+        self._next_at: float | None = None
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self._clock()
+        with self._lock:
+            if self._next_at is not None and now < self._next_at:
+                self._suppressed += 1
+                return False
+            self._next_at = now + self.interval_s
+            suppressed, self._suppressed = self._suppressed, 0
+        if suppressed:
+            record.repeats_suppressed = suppressed
+        return True
+
+
 @dataclass(frozen=True)
 class LogStatus:
     """Whether log lines reach their files, in the health check's terms."""
@@ -170,6 +201,8 @@ class LoggingSetup:
         self.directory = directory
         self.state = state
         self.console = console
+        # (logger name, filter) pairs added to loggers other than the root.
+        self.logger_filters: list[tuple[str, logging.Filter]] = []
 
     def status(self) -> LogStatus:
         if self.directory is None or self.state is None:
@@ -193,6 +226,8 @@ class LoggingSetup:
         for handler in self.handlers:
             root.removeHandler(handler)
             handler.close()
+        for name, log_filter in self.logger_filters:
+            logging.getLogger(name).removeFilter(log_filter)
         if threading.excepthook is _log_thread_exception:
             threading.excepthook = threading.__excepthook__
         with _setup_lock:
@@ -261,10 +296,20 @@ def setup_logging(config: Config, *, files: bool = True, console_stream: TextIO 
         root.setLevel(level)
         logging.captureWarnings(True)
         threading.excepthook = _log_thread_exception
+        _limit_queue_warnings(setup)
         _active = setup
     if directory is not None:
         _probe_directory(directory, [h for h in handlers if isinstance(h, RotatingLogFile)])
     return setup
+
+
+def _limit_queue_warnings(setup: LoggingSetup) -> None:
+    # Waitress warns "Task queue depth is N" for every request that waits for a
+    # worker thread (waitress 3.0.2), which is hundreds a second under load, and it
+    # logs while it holds the lock every worker thread takes its next task under.
+    queue_filter = RepeatLimitFilter(QUEUE_WARNING_INTERVAL_S)
+    logging.getLogger(WAITRESS_QUEUE_LOGGER).addFilter(queue_filter)
+    setup.logger_filters.append((WAITRESS_QUEUE_LOGGER, queue_filter))
 
 
 def _check_settings(config: Config) -> None:
