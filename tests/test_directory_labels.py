@@ -38,7 +38,9 @@ PEOPLE = [
     contact("5", "Ada", "Byron", ("+1 555 010 2005", "home")),
     contact("6", "", "", ("+1 555 010 2006", "main"), labels=["Staff"]),
     contact("7", "Nobody", "Dialable", labels=["Unreachable"]),
-    contact("8", "Émile", "Zola", ("+33 1 98 76 54 32", "home"), labels=["Łódź & Co"]),
+    contact(
+        "8", "Émile", "Zola", ("+33 1 98 76 54 32", "home"), labels=["Łódź & Co"]
+    ),
 ]
 
 
