@@ -18,8 +18,10 @@ from appliance.web.access import (
     RateLimiter,
     classify_path,
     is_allowed,
+    is_parsable_content_type,
     parse_client_address,
     rate_limit_key,
+    repair_header_values,
     split_token,
 )
 from conftest import wait_until
@@ -357,3 +359,42 @@ def test_token_carried_on_every_link(serve):
                 assert f"token={token}" in url, url
                 assert running.get(url.replace(running.appliance.base_url, "")).status_code \
                     == 200, url
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"plain", b"plain"),
+    ("Renée".encode("utf-8"), "Renée".encode("utf-8")),
+    (b"\x80abc", "\ufffdabc".encode("utf-8")),
+    (b"caf\xe9", "caf\ufffd".encode("utf-8")),
+])
+def test_repair_header_values_keeps_utf8(raw, expected):
+    environ = {"HTTP_ACCEPT": raw.decode("latin-1"), "PATH_INFO": "/x\xe9"}
+    repair_header_values(environ)
+    assert environ["HTTP_ACCEPT"].encode("latin-1") == expected
+    assert environ["PATH_INFO"] == "/x\xe9"
+
+
+@pytest.mark.parametrize("content_type, parsable", [
+    ("", True),
+    ("application/x-www-form-urlencoded", True),
+    ("multipart/form-data; boundary=x", True),
+    ('multipart/form-data; boundary="a;b"', True),
+    (";;;", False),
+    ("text/plain; charset", False),
+])
+def test_content_type_parsable_by_bottle(content_type, parsable):
+    assert is_parsable_content_type(content_type) is parsable
+
+
+def test_malformed_content_type_gets_400(serve):
+    running = serve()
+    response = running.session.post(running.base_url + "/login", data=b"x=1", timeout=10,
+                                     headers={"Content-Type": "text/plain; charset"})
+    assert response.status_code == 400
+    assert "Content-Type" in response.text
+
+
+def test_non_utf8_header_does_not_fail_route(serve):
+    running = serve()
+    response = running.get("/health", headers={"Accept": b"\x80"})
+    assert response.status_code in (200, 503)

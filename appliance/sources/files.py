@@ -36,6 +36,10 @@ IMPORT_SOURCE = "import"
 SKIPPED_SHOWN = 50
 # Bytes read to tell a vCard file from a CSV file.
 _SNIFF_BYTES = 4096
+# A Google account holds at most 25,000 contacts. A file with far more entries is
+# not a contact export, and reading it whole would use more memory than a small box
+# has (about 1 GB for a million entries).
+MAX_ENTRIES = 100_000
 
 NO_NAME_NO_NUMBER = "no name and no number"
 NO_NUMBER = "no phone number"
@@ -105,6 +109,10 @@ def _read(handle: BinaryIO, path: Path, config: Config, source: str) -> ImportRe
     builder = _ContactBuilder(source, config.dialplan.home_country, path.name)
     result = ImportResult(path=path, format_name=format_name)
     for entry in entries:
+        if result.read >= MAX_ENTRIES:
+            raise ImportFileError(
+                f"the file has more than {MAX_ENTRIES} entries, more than a Google account "
+                "holds. Check that it is a contact export, or split it.")
         builder.add(entry, result)
     return result
 

@@ -30,6 +30,8 @@ from collections import OrderedDict
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl, urlencode
 
+import bottle
+
 from appliance.config import Config
 from appliance.tokens import PhoneTokens
 from appliance.web.errors import render_error, status_line
@@ -160,6 +162,38 @@ class _DenialLog:
         logger.log(level, message, extra={"client": client, "reason": reason, **fields})
 
 
+def repair_header_values(environ: dict) -> None:
+    """Replace bytes that are not UTF-8 in request headers with U+FFFD.
+
+    WSGI passes header bytes as Latin-1 text, and Bottle decodes them as UTF-8 on
+    every read, raising UnicodeDecodeError for other bytes. Repairing them here
+    keeps one odd header from failing any route.
+    """
+    for key, value in environ.items():
+        if not key.startswith("HTTP_") or not isinstance(value, str) or value.isascii():
+            continue
+        raw = value.encode("latin-1", errors="replace")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            repaired = raw.decode("utf-8", errors="replace").encode("utf-8")
+            environ[key] = repaired.decode("latin-1")
+
+
+def is_parsable_content_type(content_type: str) -> bool:
+    """Tell whether Bottle can parse a Content-Type header when it reads a form.
+
+    Bottle 0.13.4 raises ValueError from its header parser for a parameter with no
+    ``=`` (such as ``text/plain; x``), which would fail the request with a 500.
+    """
+    if not content_type:
+        return True
+    try:
+        return bool(bottle._parse_http_header(content_type))
+    except (ValueError, IndexError):
+        return False
+
+
 def split_token(query_string: str) -> tuple[str, str]:
     """Return the first ``token`` value and the query string without any token."""
     token = ""
@@ -213,6 +247,10 @@ class AccessControl:
         self._denials = _DenialLog(clock)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        repair_header_values(environ)
+        if not is_parsable_content_type(environ.get("CONTENT_TYPE", "")):
+            return self._refuse(environ, start_response, 400,
+                                "The Content-Type header of the request is malformed.")
         family = classify_path(environ.get("PATH_INFO", "") or "/")
         if family == OWN_RULES:
             return self.app(environ, start_response)

@@ -309,7 +309,9 @@ class AdminAuth:
 def _safe_next(target: str) -> str:
     """Keep a redirect target on this site; anything else goes to /setup."""
     parts = urlsplit(target)
+    # Control characters cannot go into a Location header (Bottle raises on them).
+    has_control = any(ord(character) < 0x20 or ord(character) == 0x7F for character in target)
     if target.startswith("/") and not target.startswith("//") and not parts.netloc \
-            and "\\" not in target:
+            and "\\" not in target and not has_control:
         return target
     return "/setup"
