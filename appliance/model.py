@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -43,9 +43,21 @@ class Contact:
     id: int | None = None
 
     def fingerprint(self) -> str:
-        """Return a digest of the shown fields, used to tell updated contacts apart."""
-        data = asdict(self)
-        for key in ("id", "origin", "etag", "source_id"):
-            data.pop(key)
+        """Return a digest of the shown fields, used to tell updated contacts apart.
+
+        The digest is of the JSON of ``dataclasses.asdict(self)`` without id,
+        origin, etag and source_id, so stored fingerprints stay comparable. The
+        dict is built by hand because asdict deep-copies every value, which took
+        most of the time of inserting 25,000 contacts.
+        """
+        data = {name: getattr(self, name) for name in _FINGERPRINT_FIELDS}
+        data["labels"] = list(self.labels)
+        data["numbers"] = [dict(vars(number)) for number in self.numbers]
         encoded = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+# The scalar fields a fingerprint covers; labels and numbers are added apart.
+_FINGERPRINT_FIELDS = tuple(
+    item.name for item in fields(Contact)
+    if item.name not in ("id", "origin", "etag", "source_id", "labels", "numbers"))
