@@ -357,6 +357,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin", "allow", PRIVATE_AND_LOOPBACK, networks, "",
             "Networks whose hosts may open the admin pages (/setup, /admin, /login); "
             "requests from any other address get 403."),
+    Setting("health", "allow", PRIVATE_AND_LOOPBACK, networks, "",
+            "Networks whose hosts may read /health, /livez and /readyz; requests from any "
+            "other address get 403."),
     # [directory], text for phones that do not take UTF-8
     Setting("directory", "ascii_only", "no", boolean, "",
             "Phones that do not accept UTF-8 get ISO-8859-1 text, where letters such as é "

@@ -13,6 +13,7 @@ import requests
 
 from appliance.web.access import (
     ADMIN,
+    HEALTH,
     OWN_RULES,
     PHONE,
     RateLimiter,
@@ -63,9 +64,9 @@ def phone_text(response) -> str:
     ("/no/such/page", PHONE),
     ("/metricsx", PHONE),
     ("/metrics", OWN_RULES),
-    ("/health", OWN_RULES),
-    ("/livez", OWN_RULES),
-    ("/readyz", OWN_RULES),
+    ("/health", HEALTH),
+    ("/livez", HEALTH),
+    ("/readyz", HEALTH),
     ("/setup", ADMIN),
     ("/setup/callback", ADMIN),
     ("/admin/tokens", ADMIN),
@@ -193,14 +194,31 @@ def test_admin_outside_allow_gets_403(serve):
     assert "admin pages" in response.text
 
 
-def test_own_rule_paths_skip_phone_allow(serve):
+@pytest.mark.parametrize("path", ["/livez", "/metrics"])
+def test_health_and_metrics_skip_phone_allow(serve, path):
     running = serve(phones={"allow": "10.0.0.0/8"})
+    assert running.get(path).status_code == 200
 
-    @running.appliance.bottle_app.get("/livez")
-    def livez():
-        return "ok"
 
-    assert running.get("/livez").status_code == 200
+@pytest.mark.parametrize("path", ["/health", "/livez", "/readyz"])
+def test_health_outside_allow_gets_403(serve, path):
+    running = serve(health={"allow": "10.0.0.0/8"})
+    response = running.get(path, headers={"Accept": "application/json"})
+    assert response.status_code == 403
+    assert response.json()["ok"] is False
+
+
+def test_health_page_shows_no_contact_data(serve):
+    running = serve()
+    contacts = running.appliance.store.load_contacts()
+    assert contacts
+    page = running.get("/health", headers={"Accept": "text/html"}).text
+    for contact in contacts:
+        for text in (contact.given_name, contact.family_name, contact.display_name):
+            if len(text) > 3:
+                assert text not in page, text
+        for number in contact.numbers:
+            assert number.raw not in page, number.raw
 
 
 def test_forwarded_for_ignored_without_trusted_proxy(serve):

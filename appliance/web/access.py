@@ -6,9 +6,10 @@ three families:
 
 - admin pages (``/setup``, ``/admin``, ``/login``, ``/logout``, ``/debug``): the
   client must be in ``[admin] allow``; the login and its lockout do the rest;
-- paths with their own rules (``/metrics``, ``/health``, ``/livez``, ``/readyz``):
-  passed through untouched, because their modules check ``[metrics] allow`` and
-  the health settings themselves;
+- health endpoints (``/health``, ``/livez``, ``/readyz``): the client must be in
+  ``[health] allow``;
+- ``/metrics``: passed through untouched, because the metrics route checks
+  ``[metrics] allow`` and the bearer token itself;
 - everything else is a phone path (the directory, ``/lookup`` and unknown paths):
   the client must be in ``[phones] allow``, within the rate limit, and carry a live
   token when ``[phones] require_token`` is on.
@@ -40,10 +41,12 @@ logger = logging.getLogger(__name__)
 
 PHONE = "phone"
 ADMIN = "admin"
+HEALTH = "health"
 OWN_RULES = "own-rules"
 
 ADMIN_PREFIXES = ("/setup", "/admin", "/login", "/logout", "/debug")
-OWN_RULE_PREFIXES = ("/metrics", "/health", "/livez", "/readyz")
+HEALTH_PREFIXES = ("/health", "/livez", "/readyz")
+OWN_RULE_PREFIXES = ("/metrics",)
 
 TOKEN_PARAMETER = "token"
 # WSGI environ keys set for the routes behind this middleware.
@@ -61,13 +64,11 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def classify_path(path: str) -> str:
-    """Return the access family of a request path: PHONE, ADMIN or OWN_RULES."""
-    for prefix in OWN_RULE_PREFIXES:
-        if path == prefix or path.startswith(prefix + "/"):
-            return OWN_RULES
-    for prefix in ADMIN_PREFIXES:
-        if path == prefix or path.startswith(prefix + "/"):
-            return ADMIN
+    """Return the access family of a request path: PHONE, ADMIN, HEALTH or OWN_RULES."""
+    for family, prefixes in ((OWN_RULES, OWN_RULE_PREFIXES), (HEALTH, HEALTH_PREFIXES),
+                             (ADMIN, ADMIN_PREFIXES)):
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+            return family
     return PHONE
 
 
@@ -240,6 +241,7 @@ class AccessControl:
         self.app = app
         self.phone_networks = tuple(config.phones.allow)
         self.admin_networks = tuple(config.admin.allow)
+        self.health_networks = tuple(config.health.allow)
         self.require_token = config.phones.require_token
         self.tokens = tokens
         self.limiter = RateLimiter(config.phones.rate_limit_per_second,
@@ -263,6 +265,12 @@ class AccessControl:
                 return self._refuse(environ, start_response, 403,
                                     "This address may not use the admin pages.")
             return self.app(environ, _with_admin_headers(start_response))
+        if family == HEALTH:
+            if not is_allowed(address, self.health_networks):
+                self._denials.record("health request refused", client, "network")
+                return self._refuse(environ, start_response, 403,
+                                    "This address may not read the health endpoints.")
+            return self.app(environ, start_response)
         return self._phone(environ, start_response, address, client)
 
     def _phone(self, environ: dict, start_response: Callable, address: Address | None,
