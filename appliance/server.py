@@ -65,7 +65,10 @@ class Server:
                 if self._stop_requested.is_set():
                     if deadline is None:
                         deadline = time.monotonic() + self.grace_s
-                        self._server.close()  # the listening socket: no new connections
+                        # Close only the listening socket. The server's own close()
+                        # also closes the trigger that worker threads pull to
+                        # hand finished responses to this loop.
+                        wasyncore.dispatcher.close(self._server)
                     if not self._is_busy() or time.monotonic() > deadline:
                         break
                 wasyncore.loop(timeout=LOOP_PASS_TIMEOUT_S, map=channels, use_poll=True,
