@@ -528,10 +528,38 @@ def load_config(path: Path | str | None = None,
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"Config file {path} cannot be read: {error}.") from None
         except configparser.Error as error:
-            message = " ".join(str(error).split())
-            raise ConfigError(f"Config file {path} is not a valid ini file: {message}.") from None
+            raise ConfigError(
+                f"Config file {path} is not a valid ini file: {_describe_ini_error(error)}"
+            ) from None
 
     return _validate(parser, path, overrides or {})
+
+
+def _describe_ini_error(error: configparser.Error) -> str:
+    """Say which line is wrong and how to fix it, without quoting the line.
+
+    configparser's own messages quote the offending line, and a line such as
+    ``smtp_password S3cr3t`` (the "=" left out) would put the password on the
+    screen and in the log.
+    """
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return (f"line {error.lineno} is outside any [section]. Start the file with a "
+                "section header such as [server], and check that each header has both "
+                "brackets.")
+    if isinstance(error, configparser.DuplicateSectionError):
+        return (f"section [{error.section}] appears a second time on line {error.lineno}. "
+                "Merge the two sections into one.")
+    if isinstance(error, configparser.DuplicateOptionError):
+        return (f"key {error.option} in [{error.section}] appears a second time on line "
+                f"{error.lineno}. Keep one of the two lines.")
+    if isinstance(error, configparser.ParsingError):
+        numbers = [str(lineno) for lineno, _ in error.errors]
+        lines = f"line {numbers[0]} is" if len(numbers) == 1 else (
+            f"lines {', '.join(numbers[:-1])} and {numbers[-1]} are")
+        return (f"{lines} not a [section] header or a key = value line, usually because "
+                "the \"=\" is missing. Write each setting as key = value, such as "
+                "port = 8080.")
+    return f"{type(error).__name__}. Check the file against config.example.ini."
 
 
 def _validate(parser: configparser.ConfigParser, path: Path | None,

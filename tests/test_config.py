@@ -150,3 +150,28 @@ def test_cli_check_config_reports_valid(tmp_path):
     result = run_cli("check-config", "--config", str(path))
     assert result.returncode == 0
     assert "valid" in result.stdout
+
+
+@pytest.mark.parametrize("body, line", [
+    ("[notify]\nsmtp_password S3cr3tPassw0rd\n", "line 2"),
+    ("[notify]\nsmtp_user = ops\n\nsmtp_password S3cr3tPassw0rd\n", "line 4"),
+    ("smtp_password = S3cr3tPassw0rd\n", "line 1"),
+    ("[metrics\nbearer_token = S3cr3tPassw0rd\n", "line 1"),
+])
+def test_ini_syntax_error_hides_line_content(tmp_path, body, line):
+    path = tmp_path / "config.ini"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "S3cr3tPassw0rd" not in message
+    assert line in message
+
+
+def test_ini_missing_equals_sign_named(tmp_path):
+    path = tmp_path / "config.ini"
+    path.write_text("[notify]\nsmtp_password S3cr3tPassw0rd\n", encoding="utf-8")
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert '"=" is missing' in result.stderr
+    assert "S3cr3tPassw0rd" not in result.stderr + result.stdout
