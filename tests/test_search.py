@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 
 import pytest
@@ -485,3 +487,28 @@ def test_index_25000_contacts_fast():
         started = time.perf_counter()
         search(query)
         assert time.perf_counter() - started < 0.25, query
+
+
+def test_search_cache_shared_by_threads(index):
+    # Enough distinct queries from several threads at once to evict entries
+    # concurrently; an unguarded eviction raises KeyError or RuntimeError.
+    errors: list[BaseException] = []
+
+    def search_many(offset: int) -> None:
+        try:
+            for number in range(600):
+                index.search_number(str(offset * 10_000 + number))
+        except BaseException as error:  # collected for the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=search_many, args=(offset,)) for offset in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so a race shows
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -127,6 +128,7 @@ class DirectoryIndex:
         self.dial_cache: dict = {}
         self._previous_dial_cache = previous_dial_cache or {}
         self._results: dict[tuple[str, str, str], list[int]] = {}
+        self._results_lock = threading.Lock()
 
         contacts = list(contacts)
         self.contact_count = len(contacts)
@@ -352,9 +354,12 @@ class DirectoryIndex:
                 result = search(query)
             else:
                 result = label.select(self._cached(kind, query, search))
-            if len(self._results) >= _RESULT_CACHE_SIZE:
-                self._results.pop(next(iter(self._results)))
-            self._results[key] = result
+            # Waitress threads share the cache, so eviction and insertion happen
+            # under a lock: two threads evicting the same oldest key would raise.
+            with self._results_lock:
+                while len(self._results) >= _RESULT_CACHE_SIZE:
+                    self._results.pop(next(iter(self._results)))
+                self._results[key] = result
         return result
 
     def search_name(self, query: str, label: Label | None = None) -> list[int]:
