@@ -17,7 +17,7 @@ from appliance import __version__
 from appliance.config import Config, load_config
 from appliance.errors import ApplianceError, ConfigError
 from appliance.filemodes import use_private_umask
-from appliance.locations import find_config
+from appliance.locations import command_name, find_config
 from appliance.logs import LoggingSetup, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="phonebook-appliance" if getattr(sys, "frozen", False) else "python -m appliance",
+        prog=command_name(),
         description="Phonebook Appliance: company contacts served to Cisco IP phones.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

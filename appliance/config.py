@@ -109,6 +109,39 @@ def _parse_path(value: str) -> Path | None:
 path = Converter(_parse_path, "a file or folder path, such as ./data")
 
 
+class Rejected(ValueError):
+    """A value a converter rejects for a reason of its own, given in ``reason``.
+
+    The reason replaces the "expected ..." part of the error message.
+    """
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(value)
+        self.reason = reason
+
+
+def _parse_folder(value: str) -> Path | None:
+    folder = _parse_path(value)
+    if folder is None:
+        return None
+    # The folder may not exist yet, but a file in its place (or in place of a
+    # parent) would fail every later step with a bare "Not a directory".
+    for candidate in (folder, *folder.parents):
+        try:
+            if not candidate.exists():
+                continue
+            if not candidate.is_dir():
+                raise Rejected(value, f"{candidate} is a file, not a folder. Set it to "
+                                      "the path of a folder, which is created if missing")
+        except OSError:
+            pass  # unreadable: the step that uses the folder reports it
+        break
+    return folder
+
+
+folder = Converter(_parse_folder, "a folder path, such as ./data; created if missing")
+
+
 def _parse_http_url(value: str) -> str:
     value = value.strip()
     if not value:
@@ -202,7 +235,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "threads", "8", integer(1, 64, 8), "",
             "Worker threads that serve requests."),
     # [storage]
-    Setting("storage", "data_dir", "./data", path, "",
+    Setting("storage", "data_dir", "./data", folder, "",
             "Folder for the database, credentials and sync state; created if missing."),
     # [directory]
     Setting("directory", "title", "Company Directory", text(), "",
@@ -375,7 +408,7 @@ SETTINGS: tuple[Setting, ...] = (
             "for reading in a terminal. The files are always JSON."),
     Setting("logging", "console", "yes", boolean, "",
             "Write log lines to standard output, where systemd's journal keeps them."),
-    Setting("logging", "dir", "./logs", path, "",
+    Setting("logging", "dir", "./logs", folder, "",
             "Folder for app.log, errors.log and access.log; created if missing. Empty: "
             "no log files, console only."),
     Setting("logging", "when", "midnight",
@@ -518,21 +551,43 @@ def load_config(path: Path | str | None = None,
     parser.optionxform = str  # keys are case-sensitive and reported as written
     if path is not None:
         try:
-            with open(path, encoding="utf-8-sig") as handle:
-                parser.read_file(handle, source=str(path))
+            parser.read_string(_read_ini_text(path), source=str(path))
         except FileNotFoundError:
             raise ConfigError(
                 f"Config file {path} not found: check the path given with --config, or run "
                 "without --config to use the embedded defaults."
             ) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"Config file {path} cannot be read: {error}.") from None
+        except OSError as error:
+            raise ConfigError(
+                f"Config file {path} cannot be read: {error.strerror or error}.") from None
         except configparser.Error as error:
             raise ConfigError(
                 f"Config file {path} is not a valid ini file: {_describe_ini_error(error)}"
             ) from None
 
     return _validate(parser, path, overrides or {})
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _read_ini_text(path: Path) -> str:
+    """Read a config file as UTF-8, with or without a byte order mark.
+
+    Raises ConfigError naming the line and byte offset of the first byte that is
+    not UTF-8; the byte itself is not shown, because it may be part of a secret.
+    """
+    data = path.read_bytes()
+    body = data.removeprefix(_UTF8_BOM)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = error.start + len(data) - len(body)
+        line = data[:offset].count(b"\n") + 1
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text: the byte at offset {offset} (line "
+            f"{line}) is not valid UTF-8. Save it as UTF-8 in your editor, or convert it "
+            "with iconv -f latin1 -t utf-8, and try again.") from None
 
 
 def _describe_ini_error(error: configparser.Error) -> str:
@@ -594,11 +649,13 @@ def _validate(parser: configparser.ConfigParser, path: Path | None,
             text_value = setting.default
         try:
             values[where] = setting.convert(text_value)
-        except ValueError:
+        except ValueError as error:
             shown = "(hidden)" if setting.secret else f'"{text_value}"'
+            reason = (error.reason if isinstance(error, Rejected)
+                      else f"expected {setting.convert.expected}")
             raise ConfigError(
                 f"Invalid value {shown} for {_where(setting.section, setting.key, path)}: "
-                f"expected {setting.convert.expected}."
+                f"{reason}."
             ) from None
         raw[where] = text_value
     config = Config(values, path, raw)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -36,6 +37,11 @@ SERVICE_SETTINGS: tuple[tuple[str, str, str], ...] = (
 )
 # A key line of the example config, such as "#data_dir = ./data" or "#token =".
 _COMMENTED_KEY = re.compile(r"#([A-Za-z0-9_]+) =(?: |$)")
+
+
+def command_name() -> str:
+    """Return how the admin starts this program: the binary's name, or python -m."""
+    return "phonebook-appliance" if getattr(sys, "frozen", False) else "python -m appliance"
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ def _existing(path: Path, given_by: str) -> Path:
     if not path.exists():
         raise ConfigError(
             f"Config file {path}, given by {given_by}, not found. Fix the path, or "
-            "write a new file with: phonebook-appliance init-config > config.ini"
+            f"write a new file with: {command_name()} init-config > config.ini"
         )
     if path.is_dir():
         raise ConfigError(

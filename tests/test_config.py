@@ -175,3 +175,41 @@ def test_ini_missing_equals_sign_named(tmp_path):
     assert result.returncode == 2
     assert '"=" is missing' in result.stderr
     assert "S3cr3tPassw0rd" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("body, offset, line", [
+    (b"[directory]\ntitle = caf\xe9\n", 23, 2),
+    (b"\xef\xbb\xbf[directory]\ntitle = caf\xe9\n", 26, 2),
+    (b"\xff\xfe[\x00s\x00", 0, 1),
+])
+def test_config_not_utf8_names_offset(tmp_path, body, offset, line):
+    path = tmp_path / "config.ini"
+    path.write_bytes(body)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"offset {offset} (line {line})" in message
+    assert "Save it as UTF-8" in message
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("storage", "data_dir", "occupied"),
+    ("storage", "data_dir", "occupied/data"),
+    ("logging", "dir", "occupied/logs"),
+])
+def test_folder_setting_on_file_rejected(tmp_path, monkeypatch, section, key, value):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "occupied").write_text("not a folder\n", encoding="utf-8")
+    path = tmp_path / "config.ini"
+    path.write_text(f"[{section}]\n{key} = {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"{key} in [{section}]" in message
+    assert "occupied is a file, not a folder" in message
+
+
+def test_folder_setting_missing_accepted(tmp_path):
+    path = tmp_path / "config.ini"
+    path.write_text(f"[storage]\ndata_dir = {tmp_path / 'new' / 'data'}\n", encoding="utf-8")
+    assert load_config(path).storage.data_dir == tmp_path / "new" / "data"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,19 @@ def test_find_config_missing_file_names_source(tmp_path, option, env, names):
         find_config(option_path, environ, system_config=tmp_path / "absent.ini", cwd=tmp_path)
     assert names in str(caught.value)
     assert "missing.ini" in str(caught.value)
+
+
+@pytest.mark.parametrize(("is_frozen", "command"), [
+    (False, "python -m appliance init-config"),
+    (True, "phonebook-appliance init-config"),
+])
+def test_find_config_missing_suggests_own_command(tmp_path, monkeypatch, is_frozen,
+                                                  command):
+    monkeypatch.setattr(sys, "frozen", is_frozen, raising=False)
+    with pytest.raises(ConfigError) as caught:
+        find_config(tmp_path / "missing.ini", {}, system_config=tmp_path / "absent.ini",
+                    cwd=tmp_path)
+    assert command in str(caught.value)
 
 
 def test_find_config_folder_is_rejected(tmp_path):
