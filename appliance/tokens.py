@@ -30,6 +30,8 @@ NAME_MAX_CHARS = 64
 FLUSH_INTERVAL_S = 5.0
 # Daily use rows older than this are deleted when uses are written.
 USE_RETENTION_DAYS = 90
+# SQLite integers are signed 64-bit; binding a larger Python int raises OverflowError.
+_MAX_ROW_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ def _clean_name(name: str) -> str:
         raise ValueError(
             f"Token name is {len(cleaned)} characters long: use at most {NAME_MAX_CHARS}.")
     return cleaned
+
+
+def _unknown_id(token_id: int) -> LookupError:
+    return LookupError(f"No phone token has ID {token_id}: list them with "
+                       "'python -m appliance token list'.")
 
 
 class PhoneTokens:
@@ -99,19 +106,22 @@ class PhoneTokens:
 
         Raises LookupError when no token has that ID. Revoking twice keeps the first time.
         """
+        if not 0 < token_id <= _MAX_ROW_ID:
+            raise _unknown_id(token_id)
         with self.store.write() as connection:
             changed = connection.execute(
                 "UPDATE phone_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
                 (self._clock(), token_id)).rowcount
         if not changed:
-            raise LookupError(f"No phone token has ID {token_id}: list them with "
-                              "'python -m appliance token list'.")
+            raise _unknown_id(token_id)
         token = self.get(token_id)
         logger.info("phone token revoked", extra={"token_id": token_id, "token_name": token.name,
                                                   "client": client or "command line"})
         return token
 
     def get(self, token_id: int) -> PhoneToken | None:
+        if not 0 < token_id <= _MAX_ROW_ID:
+            return None
         row = self.store.reader().execute(
             f"SELECT {_COLUMNS} FROM phone_tokens WHERE id = ?", (token_id,)).fetchone()
         return PhoneToken(*row) if row else None

@@ -162,9 +162,11 @@ def test_token_form_without_csrf_refused(admin_site):
     assert running.appliance.tokens.list() == []
 
 
-def test_token_revoke_unknown_gives_404(admin_site):
+@pytest.mark.parametrize("token_id", ["99", "99999999999999999999999", "-1"])
+def test_token_revoke_unknown_gives_404(admin_site, token_id):
     running = admin_site()
-    assert post(running, "/admin/tokens/99/revoke", "/admin/tokens").status_code == 404
+    response = post(running, f"/admin/tokens/{token_id}/revoke", "/admin/tokens")
+    assert response.status_code == 404
 
 
 def test_token_empty_name_explained(admin_site):

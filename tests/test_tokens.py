@@ -68,9 +68,15 @@ def test_check_refuses_revoked_token(store):
     assert tokens.check(token) == (None, "revoked")
 
 
-def test_revoke_unknown_id_raises(store):
+@pytest.mark.parametrize("token_id", [99, 0, -1, 2**63, 99999999999999999999999])
+def test_revoke_unknown_id_raises(store, token_id):
     with pytest.raises(LookupError):
-        PhoneTokens(store).revoke(99)
+        PhoneTokens(store).revoke(token_id)
+
+
+@pytest.mark.parametrize("token_id", [0, -1, 2**63, 99999999999999999999999])
+def test_get_out_of_range_id_none(store, token_id):
+    assert PhoneTokens(store).get(token_id) is None
 
 
 def test_revoke_twice_keeps_first_time(store):
