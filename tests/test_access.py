@@ -11,6 +11,7 @@ import bottle
 import pytest
 import requests
 
+from appliance.model import Contact, PhoneNumber
 from appliance.web.access import (
     ADMIN,
     HEALTH,
@@ -163,6 +164,9 @@ def test_rate_limiter_bounds_tracked_clients():
     ("page=2", "", "page=2"),
     ("", "", ""),
     ("token=", "", ""),
+    ("q=Ren%E9e&token=abc&page=2", "abc", "q=Ren%E9e&page=2"),
+    ("q=a+b;token=abc", "abc", "q=a+b"),
+    ("token=a%2Db", "a-b", ""),
 ])
 def test_split_token_removes_token(query, token, rest):
     assert split_token(query) == (token, rest)
@@ -416,3 +420,15 @@ def test_non_utf8_header_does_not_fail_route(serve):
     running = serve()
     response = running.get("/health", headers={"Accept": b"\x80"})
     assert response.status_code in (200, 503)
+
+
+def test_token_keeps_latin1_search_bytes(serve):
+    running = serve(phones={"require_token": "yes"})
+    running.appliance.store.replace_source("import", [Contact(
+        "import", "1", given_name="Renée", family_name="Zylberstein",
+        numbers=[PhoneNumber("+1 202 555 0101")])])
+    _, token = running.appliance.tokens.create("Desk 12")
+    response = running.get(f"/directory/search/name?q=Ren%E9e&token={token}",
+                           headers={"Accept-Charset": "iso-8859-1"})
+    assert response.status_code == 200
+    assert "Zylberstein" in response.content.decode("iso-8859-1")

@@ -25,11 +25,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
 from typing import Callable, Iterable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 import bottle
 
@@ -196,19 +197,24 @@ def is_parsable_content_type(content_type: str) -> bool:
 
 
 def split_token(query_string: str) -> tuple[str, str]:
-    """Return the first ``token`` value and the query string without any token."""
+    """Return the first ``token`` value and the query string without any token.
+
+    The other parameters keep their bytes as sent: a phone on a Latin-1 locale
+    sends ``%E9`` for é, and decoding and encoding again would turn it into U+FFFD.
+    """
     token = ""
-    kept: list[tuple[str, str]] = []
+    kept: list[str] = []
     found = False
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        if name == TOKEN_PARAMETER:
+    for part in re.split(r"[&;]", query_string):
+        name, _, value = part.partition("=")
+        if unquote_plus(name) == TOKEN_PARAMETER:
             if not found:
-                token, found = value, True
-        else:
-            kept.append((name, value))
+                token, found = unquote_plus(value), True
+        elif part:
+            kept.append(part)
     if not found:
         return "", query_string
-    return token, urlencode(kept)
+    return token, "&".join(kept)
 
 
 # Sent with every admin page: no framing (clickjacking), no scripts or outside

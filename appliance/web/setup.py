@@ -120,6 +120,8 @@ class SetupPage:
             parts.append(f'<p class="{notice[0]}">{html.escape(notice[1])}</p>')
         if error:
             parts.append(f'<p class="bad">{html.escape(error)}</p>')
+        parts.append('<p><a href="/admin">Admin pages</a>: status, phone tokens, phone '
+                     "preview and phone config.</p>")
         parts += [self._status(), self._authorisation(), self._runs(), self._logout()]
         return render_page("Setup", "".join(parts))
 
