@@ -43,7 +43,7 @@ def make_private_dir(path: Path) -> None:
 
 
 def secret_files(config: Config) -> list[tuple[Path, str]]:
-    """Return (path, setting) for each configured file that holds a secret."""
+    """Return (path, setting) for each configured file that contains a secret."""
     files = [(credentials_path(config), "[google] credentials")]
     if config.google.service_account_key:
         files.append((Path(config.google.service_account_key), "[google] service_account_key"))
@@ -72,7 +72,7 @@ def check_secret_files(config: Config) -> None:
 
 
 def warn_if_config_readable(config: Config) -> None:
-    """Log one WARNING when the config file holds a secret and others may read it."""
+    """Log one WARNING when the config file contains a secret and others may read it."""
     secrets_set = [s for s in SETTINGS if s.secret and config.is_set(s.section, s.key)]
     if config.path is None or not secrets_set:
         return

@@ -3,7 +3,7 @@ or slow, and a log folder that cannot be written.
 
 Each test keeps an appliance serving from the same data folder while the fault
 happens, and checks afterwards that the database passes ``PRAGMA integrity_check``,
-holds exactly the old or the new set of contacts, never a mix, and that phones are
+contains exactly the old or the new set of contacts, never a mix, and that phones are
 still served.
 
 The full-disk tests mount a small tmpfs and the read-only tests set the immutable
@@ -412,7 +412,7 @@ def test_google_outage_keeps_directory_serving(fake_google, google_config, serve
     assert health.json()["status"] == "fail"
     assert_serves(running, names, source="google")
 
-    # Slow: every call hangs past the timeout while phones keep getting fast answers.
+    # Slow: every call hangs past the timeout while phones keep getting fast responses.
     fake_google.clear_faults()
     fake_google.delay_s = 3.0
     outcome = {}

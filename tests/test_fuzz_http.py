@@ -4,7 +4,7 @@ The HTTP tests send raw requests over a socket, so they can carry what a normal
 client library refuses to send: invalid UTF-8 and bad percent-escapes in the
 request line, control characters, and header values that try to add headers. Each
 response must not be a 5xx (except 503 from the health endpoints, which is their
-answer for a failing check), every XML body must parse and, for Cisco objects,
+response to a failing check), every XML body must parse and, for Cisco objects,
 keep the limits of CiscoIPPhone.xsd, and every JSON body must parse. The last HTTP
 test reads every log line the server wrote and checks that each is one JSON object.
 
@@ -46,7 +46,7 @@ from tests.conftest import REFERENCE_DIR, wait_until, write_ini
 DATA = Path(__file__).resolve().parent / "data"
 PASSWORD = "fuzzing password"
 CSRF = re.compile(rb'name="csrf_token" value="([^"]+)"')
-# Health endpoints answer 503 when a check fails; everything else must stay below 500.
+# Health endpoints return 503 when a check fails; everything else must stay below 500.
 HEALTH_PATHS = ("/health", "/readyz")
 
 FUZZ = settings(max_examples=40, deadline=None, database=None,
@@ -110,7 +110,7 @@ class RawResponse:
 
 def raw_request(port: int, method: bytes, target: bytes,
                 headers: list[tuple[bytes, bytes]] = (), body: bytes = b"") -> RawResponse:
-    """Send one HTTP/1.0 request exactly as given and read the whole answer."""
+    """Send one HTTP/1.0 request exactly as given and read the whole response."""
     lines = [method + b" " + target + b" HTTP/1.0", b"Host: 127.0.0.1"]
     lines += [name + b": " + value for name, value in headers]
     if body:

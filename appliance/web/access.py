@@ -2,7 +2,7 @@
 
 ``AccessControl`` wraps the Bottle app inside the request middleware, so a refused
 request still gets a request ID, an access log line and its metrics. Paths fall into
-three families:
+four families:
 
 - admin pages (``/setup``, ``/admin``, ``/login``, ``/logout``, ``/debug``): the
   client must be in ``[admin] allow``; the login and its lockout do the rest;
