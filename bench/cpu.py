@@ -5,8 +5,10 @@ its WSGI app directly, so the figure is the time our code spends on one request:
 middleware, access control, routing, search, rendering and, with watching on,
 the access log lines and the metrics. It is the thread CPU time of the fastest
 of several rounds, so other work on a shared machine moves it far less than it
-moves requests per second from wrk (``bench/serving.py``). With watching on, logging is set up as ``serve`` does
-(JSON lines to the console, here a file, and to app.log and access.log).
+moves requests per second from wrk (``bench/serving.py``). With watching on,
+logging is set up as ``serve`` does (JSON lines to the console, here a file, and
+to app.log and access.log). ``--watching`` also takes ``logs`` (logging on,
+metrics off) and ``metrics`` (metrics on, logging off), to split the cost.
 
     .venv/bin/python -m bench.cpu                          # 1,000, 10,000, 25,000
     .venv/bin/python -m bench.cpu --contacts 25000 --kinds browse --profile
@@ -41,20 +43,23 @@ def _environ_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 class InProcess:
-    """One appliance built in this process, with watching on or off."""
+    """One appliance built in this process, with watching on, off, logs or metrics."""
 
-    def __init__(self, workdir: Path, watching: bool) -> None:
+    def __init__(self, workdir: Path, watching: str) -> None:
         from appliance.config import load_config
-        from appliance.logs import setup_logging
+        from appliance.logs import log_access, setup_logging
         from appliance.runtime import build_appliance
 
         config = load_config(appliance_config(workdir, 8080))
-        self.console = open(workdir / f"console-{'on' if watching else 'off'}.out", "a",
-                            encoding="utf-8")
-        self.logging = setup_logging(config, console_stream=self.console) if watching else None
+        self.console = open(workdir / f"console-{watching}.out", "a", encoding="utf-8")
+        self.logging = None
+        if watching in ("on", "logs"):
+            self.logging = setup_logging(config, console_stream=self.console)
         self.appliance = build_appliance(config)
-        if not watching:
+        if watching in ("off", "logs"):
             remove_watching(self.appliance)
+        if watching == "logs":
+            self.appliance.middleware.on_finish = [log_access]
 
     def fetch(self, path: str, headers: dict[str, str] = PHONE_HEADERS) -> tuple[int, bytes]:
         from appliance.profiling import call_app
@@ -136,7 +141,7 @@ def run(count: int, workdir: Path, args: argparse.Namespace) -> list[tuple]:
     prepare_store(workdir, contacts)
     rows, paths = [], None
     for watching in args.watching:
-        server = InProcess(workdir, watching == "on")
+        server = InProcess(workdir, watching)
         try:
             if paths is None:
                 paths = load_paths(contacts, server.fetch, count)
@@ -156,17 +161,21 @@ def run(count: int, workdir: Path, args: argparse.Namespace) -> list[tuple]:
     return rows
 
 
-def render_table(rows: list[tuple]) -> str:
+def render_table(rows: list[tuple], states: list[str]) -> str:
     by_key = {(count, kind, watching): cpu for count, kind, watching, cpu in rows}
-    lines = ["| contacts | request | CPU per request, watching on | watching off | on / off |",
-             "|---:|---|---:|---:|---:|"]
+    others = [state for state in states if state != "on"]
+    lines = ["| contacts | request | CPU per request, watching on | "
+             + " | ".join(f"watching {state}" for state in others)
+             + (" | on / off |" if "off" in others else " |"),
+             "|---:|---|---:|" + "---:|" * len(others) + ("---:|" if "off" in others else "")]
     for count, kind, watching, cpu in rows:
         if watching != "on":
             continue
-        off = by_key.get((count, kind, "off"))
-        off_text = f"{off:,.0f} µs" if off else "-"
-        ratio = f"{cpu / off:.2f}" if off else "-"
-        lines.append(f"| {count:,} | {kind} | {cpu:,.0f} µs | {off_text} | {ratio} |")
+        cells = [f"{count:,}", kind, f"{cpu:,.0f} µs"]
+        cells += [f"{by_key[(count, kind, state)]:,.0f} µs" for state in others]
+        if "off" in others:
+            cells.append(f"{cpu / by_key[(count, kind, 'off')]:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -179,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print cProfile tables instead of timing")
     parser.add_argument("--top", type=int, default=30, help="functions per cProfile table")
     parser.add_argument("--workdir", type=Path, help="keep data and logs here")
-    args = parse_load_options(parser, argv)
+    args = parse_load_options(parser, argv, ("on", "off", "logs", "metrics"))
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as temporary:
         base = args.workdir or Path(temporary)
         rows = [row for count in args.contacts for row in run(count, base / str(count), args)]
@@ -188,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {describe_machine()}")
     print(f"date: {today()}; command: python -m bench.cpu {' '.join(argv or sys.argv[1:])}")
     print()
-    print(render_table(rows))
+    print(render_table(rows, args.watching))
     return 0
 
 

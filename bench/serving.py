@@ -390,14 +390,14 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
                         help="on, off or on,off (default): logging and metrics on or off")
 
 
-def parse_load_options(parser: argparse.ArgumentParser,
-                       argv: list[str] | None) -> argparse.Namespace:
+def parse_load_options(parser: argparse.ArgumentParser, argv: list[str] | None,
+                       states: tuple[str, ...] = ("on", "off")) -> argparse.Namespace:
     """Parse the arguments and turn the options of add_load_options into lists."""
     args = parser.parse_args(argv)
     args.kinds = [kind for kind in args.kinds.split(",") if kind]
     args.watching = [state for state in args.watching.split(",") if state]
     unknown = ([kind for kind in args.kinds if kind not in KINDS]
-               + [state for state in args.watching if state not in ("on", "off")])
+               + [state for state in args.watching if state not in states])
     if unknown:
         parser.error(f"unknown --kinds or --watching value: {', '.join(unknown)}")
     try:
