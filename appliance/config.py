@@ -155,6 +155,34 @@ def _parse_http_url(value: str) -> str:
 
 http_url = Converter(_parse_http_url, "an http:// or https:// address, such as http://192.168.1.10:8080")
 
+# Cisco phones take links of at most 256 characters. The longest link the phone
+# routes build is a keypad search in a label's directory, on a page with six
+# digits, carrying a phone token:
+#   /directory/labels/<label id>/search/keypad?token=<token>&q=<text>&page=<page>
+# with label ids of 8 hex digits (12 allowed for collisions), 24-character tokens
+# and 32 characters kept for the search text; longer search text is cut to fit.
+URL_MAX = 256
+MAX_LINK_PATH_CHARS = (len("/directory/labels/") + 12 + len("/search/keypad")
+                     + len("?token=") + 24 + len("&q=") + 32 + len("&page=") + 6)
+PUBLIC_BASE_URL_MAX = URL_MAX - MAX_LINK_PATH_CHARS
+
+
+def _parse_public_base_url(value: str) -> str:
+    url = _parse_http_url(value)
+    if len(url) > PUBLIC_BASE_URL_MAX:
+        raise Rejected(
+            value, f"it has {len(url)} characters, but phones take links of at most "
+                   f"{URL_MAX} and the longest link the directory builds adds "
+                   f"{MAX_LINK_PATH_CHARS} to this address. Use an address of at most "
+                   f"{PUBLIC_BASE_URL_MAX} characters, such as http://192.168.1.10:8080")
+    return url
+
+
+public_base_url = Converter(
+    _parse_public_base_url,
+    f"an http:// or https:// address of at most {PUBLIC_BASE_URL_MAX} characters, such "
+    "as http://192.168.1.10:8080")
+
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
@@ -228,7 +256,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Address to listen on; 0.0.0.0 listens on every IPv4 address of the box."),
     Setting("server", "port", "8080", integer(0, 65535, 8080), "",
             "TCP port to listen on; 0 picks a free port (for tests)."),
-    Setting("server", "public_base_url", "", http_url, "",
+    Setting("server", "public_base_url", "", public_base_url, "",
             "Address phones use to reach the appliance, with its port, such as "
             "http://192.168.1.10:8080. Every link in the XML is built from it, because "
             "some phones drop the port from the Host header. Empty: derived from host and port."),

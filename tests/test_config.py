@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from appliance import config as config_module
+from appliance.cisco import text as cisco_text
 from appliance.config import (
+    PUBLIC_BASE_URL_MAX,
     SETTINGS,
     load_config,
     render_example_ini,
     render_reference_markdown,
 )
+from appliance.directory.labels import LABEL_ID_CHARS
 from appliance.errors import ConfigError
+from appliance.tokens import TOKEN_BYTES
+from appliance.web.phone import MAX_PAGE_DIGITS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,3 +220,29 @@ def test_folder_setting_missing_accepted(tmp_path):
     path = tmp_path / "config.ini"
     path.write_text(f"[storage]\ndata_dir = {tmp_path / 'new' / 'data'}\n", encoding="utf-8")
     assert load_config(path).storage.data_dir == tmp_path / "new" / "data"
+
+
+def test_public_base_url_longest_accepted(tmp_path):
+    url = "http://192.168.1.10:8080/" + "p" * (PUBLIC_BASE_URL_MAX - 25)
+    path = tmp_path / "config.ini"
+    path.write_text(f"[server]\npublic_base_url = {url}\n", encoding="utf-8")
+    assert load_config(path).server.public_base_url == url
+
+
+def test_public_base_url_too_long_rejected(tmp_path):
+    url = "http://192.168.1.10:8080/" + "p" * (PUBLIC_BASE_URL_MAX - 24)
+    path = tmp_path / "config.ini"
+    path.write_text(f"[server]\npublic_base_url = {url}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"it has {PUBLIC_BASE_URL_MAX + 1} characters" in message
+    assert f"at most {PUBLIC_BASE_URL_MAX} characters" in message
+
+
+def test_max_link_path_matches_code():
+    # The link budget in appliance.config counts these sizes from the phone routes.
+    assert len(secrets.token_urlsafe(TOKEN_BYTES)) == 24
+    assert LABEL_ID_CHARS <= 12
+    assert MAX_PAGE_DIGITS == 6
+    assert config_module.URL_MAX == cisco_text.URL_MAX

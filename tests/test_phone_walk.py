@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from appliance.cisco.text import DIALABLE, LATIN1, UTF8, clean_text, transliterate
-from appliance.config import load_config
+from appliance.config import PUBLIC_BASE_URL_MAX, load_config
 from appliance.directory.dialplan import DialPlan
 from appliance.directory.naming import contact_name
 from appliance.model import Contact
@@ -381,6 +381,29 @@ def test_links_keep_public_port_without_host_port(start, schema):
     assert walk.problems == []
     assert links
     assert all(link.startswith("http://192.0.2.10:8080/") for link in links)
+
+
+def test_longest_base_url_keeps_links_whole(start, schema):
+    base = "http://192.0.2.10:8080/"
+    base += "p" * (PUBLIC_BASE_URL_MAX - len(base))
+    running = start(server={"public_base_url": base}, phones={"require_token": "yes"},
+                    directory={"label_menus": "yes"})
+    labelled = [person(f"staff{i}", f"Person{i:03d}", "Baker", (f"+1 212 555 {i:04d}", ""))
+                for i in range(40)]
+    for contact in labelled:
+        contact.labels = ["Staff"]
+    running.appliance.store.replace_source("import", labelled)
+    _, token = running.appliance.tokens.create("Desk 12")
+    crawler = PhoneCrawler(base, schema, UTF8_PHONE, fetch_base=running.base_url)
+    keypad_text = "2" * 32
+    walk = crawler.walk(f"{base}/directory?token={token}",
+                        {"A": ["baker"], "T": ["212"], "N": [keypad_text]})
+    searched = [visit.root.findtext("Text") or "" for visit in walk.visits
+                if f"q={keypad_text}" in visit.url and "/labels/" in visit.url]
+    assert len(base) == PUBLIC_BASE_URL_MAX
+    assert walk.problems == []
+    assert searched
+    assert all(f'"{keypad_text}"' in text for text in searched)
 
 
 def test_links_derived_base_keeps_port(running):
