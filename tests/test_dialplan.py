@@ -7,7 +7,13 @@ import pytest
 from appliance.cisco.text import DIALABLE, TELEPHONE_MAX
 from appliance.config import load_config
 from appliance.directory.dialplan import DialPlan
-from appliance.directory.numbers import digits_of, parse_number, split_e164
+from appliance.directory.numbers import (
+    digits_of,
+    fits_numbering_plan,
+    normalize_written,
+    parse_number,
+    split_e164,
+)
 
 
 def plan(**settings: str) -> DialPlan:
@@ -22,6 +28,9 @@ US_INTERNAL = {"outside_line_prefix": "9", "internal_digits": "4"}
 DE = {"home_country": "DE", "outside_line_prefix": "0", "internal_digits": "3"}
 GB_NO_TRUNK = {"home_country": "GB", "national_prefix": "none"}
 IT = {"home_country": "IT"}
+JP = {"home_country": "JP"}
+# 03-1234-5678 typed with a Japanese input method: full-width digits, minus signs.
+FULL_WIDTH_TOKYO = "\uff10\uff13\u2212\uff11\uff12\uff13\uff14\u2212\uff15\uff16\uff17\uff18"
 CUSTOM = {
     "international_prefix": "00",
     "national_prefix": "1",
@@ -61,6 +70,17 @@ CUSTOM = {
         (IT, "+1 555 010 2000", "0015550102000"),
         (US, "+999 123456", "011999123456"),
         (US, "\uff15\uff15\uff15 0100", "5550100"),
+        # Numbers that do not fit the numbering plan are dialled as written.
+        (US, "089 7654321", "0897654321"),
+        (US_NINE, "089 7654321", "90897654321"),
+        (DE, "089 7654321", "00897654321"),
+        (US, FULL_WIDTH_TOKYO, "0312345678"),
+        (JP, FULL_WIDTH_TOKYO, "0312345678"),
+        (US, "+1 212 555 0123 ext. 123456789012345678901234567890", "12125550123"),
+        (US, "+1 212 555 0123 ext. 12345678901234567890123", "12125550123"),
+        (US, "(212) 555-0123 x 123456789012345678901234567890", "12125550123"),
+        (US_INTERNAL, "\uff14\uff10\uff12\uff11", "4021"),
+        (US_INTERNAL, "40\u201321", "4021"),
     ],
 )
 def test_dial_string_table(settings, raw, dialled):
@@ -86,8 +106,14 @@ def test_dial_string_long_extension_dropped():
     assert dialled == "9011442079460958"
 
 
-def test_dial_string_too_long_none():
-    assert plan().dial_string("+1 555 010 2000", "+1" + "5" * 40) is None
+@pytest.mark.parametrize("raw", ["+1 " + "5" * 40, "5" * 40])
+def test_dial_string_too_long_none(raw):
+    assert plan().dial_string(raw) is None
+
+
+def test_dial_string_stored_form_outside_plan():
+    # A number stored by an earlier version, parsed without the plan check.
+    assert plan().dial_string("089 7654321", "+10897654321") == "0897654321"
 
 
 @pytest.mark.parametrize(
@@ -151,6 +177,11 @@ def test_split_e164_table(e164, parts):
         ("tel:+1-555-010-2000;ext=7", ("+15550102000", "7")),
         ("555-0100", (None, None)),
         ("n/a", (None, None)),
+        (
+            "+1 212 555 0123 ext. 123456789012345678901234567890",
+            ("+12125550123", "123456789012345678901234567890"),
+        ),
+        ("ext 42", (None, "42")),
     ],
 )
 def test_parse_number_table(raw, expected):
@@ -159,3 +190,33 @@ def test_parse_number_table(raw, expected):
 
 def test_digits_of_reads_unicode_digits():
     assert digits_of("\u0665\u0665\u0665-0100") == "5550100"
+
+
+@pytest.mark.parametrize(
+    "country_code, national, fits",
+    [
+        (1, "2125550123", True),
+        (1, "5550102000", True),
+        (1, "0897654321", False),
+        (1, "0312345678", False),
+        (49, "897654321", True),
+        (39, "0612345678", True),
+        (81, "312345678", True),
+        (800, "12345678", True),
+        (999, "123456", False),
+    ],
+)
+def test_fits_numbering_plan_table(country_code, national, fits):
+    assert fits_numbering_plan(country_code, national) is fits
+
+
+@pytest.mark.parametrize(
+    "raw, written",
+    [
+        ("+1 212 555 0123", "+1 212 555 0123"),
+        (FULL_WIDTH_TOKYO, "03-1234-5678"),
+        ("\uff0b\uff14\uff19 30 123", "+49 30 123"),
+    ],
+)
+def test_normalize_written_table(raw, written):
+    assert normalize_written(raw) == written

@@ -11,11 +11,14 @@ import phonenumbers
 from appliance.cisco.text import TELEPHONE_MAX
 from appliance.config import Config
 from appliance.directory.numbers import (
-    usual_international_prefix,
-    usual_national_prefix,
     digits_of,
+    fits_numbering_plan,
+    normalize_written,
     parse_number,
     split_e164,
+    split_extension,
+    usual_international_prefix,
+    usual_national_prefix,
 )
 
 # Separators people write inside numbers; an internal extension such as "4-021"
@@ -70,8 +73,11 @@ class DialPlan:
         The result holds only ``0-9 * # ,`` and has at most 32 characters: an
         extension that would not fit is left off, and a number still too long
         gives None. ``e164`` and ``extension`` are the stored parsed forms; without
-        them ``raw`` is parsed with the home country.
+        them ``raw`` is parsed with the home country. Only a number that fits its
+        country's numbering plan is rewritten with prefixes; any other is dialled
+        with the digits as written.
         """
+        raw = normalize_written(raw)
         internal = self._internal(raw)
         if internal is not None:
             return internal
@@ -111,11 +117,11 @@ class DialPlan:
     def _main_number(self, raw: str, e164: str | None) -> str:
         """Return the number without outside-line prefix or extension."""
         parts = split_e164(e164) if e164 else None
-        if parts is None:
-            # Unparsed (a local number without its area code, or junk around digits):
-            # dial the digits as written, with the international prefix for a "+".
-            written = (raw or "").split(";")[0]
-            written = re.split(r"(?i)\s*(?:ext\.?|extension|x)\s*\d", written)[0]
+        if parts is None or not fits_numbering_plan(*parts):
+            # Not understood: a local number without its area code, a number outside
+            # its country's numbering plan, or junk around digits. The digits are
+            # dialled as written, with the international prefix for a "+".
+            written = split_extension((raw or "").split(";")[0])[0]
             digits = digits_of(written)
             if digits and written.lstrip().startswith("+"):
                 return self.international_prefix + digits
