@@ -6,7 +6,7 @@ import pytest
 
 from appliance.cisco.text import DIALABLE, TELEPHONE_MAX
 from appliance.config import load_config
-from appliance.directory.dialplan import DialPlan
+from appliance.directory.dialplan import MAX_INTERNAL_DIGITS, DialPlan
 from appliance.directory.numbers import (
     digits_of,
     fits_numbering_plan,
@@ -14,6 +14,7 @@ from appliance.directory.numbers import (
     parse_number,
     split_e164,
 )
+from appliance.errors import ConfigError
 
 
 def plan(**settings: str) -> DialPlan:
@@ -81,6 +82,9 @@ CUSTOM = {
         (US, "(212) 555-0123 x 123456789012345678901234567890", "12125550123"),
         (US_INTERNAL, "\uff14\uff10\uff12\uff11", "4021"),
         (US_INTERNAL, "40\u201321", "4021"),
+        (US_INTERNAL, "ext 42", "42"),
+        (US_INTERNAL, "Ext. 4021", "4021"),
+        (US_INTERNAL, "x42", "42"),
     ],
 )
 def test_dial_string_table(settings, raw, dialled):
@@ -109,6 +113,14 @@ def test_dial_string_long_extension_dropped():
 @pytest.mark.parametrize("raw", ["+1 " + "5" * 40, "5" * 40])
 def test_dial_string_too_long_none(raw):
     assert plan().dial_string(raw) is None
+
+
+@pytest.mark.parametrize(
+    "settings, raw",
+    [(US, "ext 42"), (US_INTERNAL, "ext 42042"), (US, "x 4021")],
+)
+def test_dial_string_extension_alone_needs_internal_digits(settings, raw):
+    assert plan(**settings).dial_string(raw) is None
 
 
 def test_dial_string_stored_form_outside_plan():
@@ -220,3 +232,10 @@ def test_fits_numbering_plan_table(country_code, national, fits):
 )
 def test_normalize_written_table(raw, written):
     assert normalize_written(raw) == written
+
+
+def test_max_internal_digits_matches_setting():
+    largest = str(MAX_INTERNAL_DIGITS)
+    assert plan(internal_digits=largest).internal_digits == MAX_INTERNAL_DIGITS
+    with pytest.raises(ConfigError):
+        plan(internal_digits=str(MAX_INTERNAL_DIGITS + 1))

@@ -296,3 +296,20 @@ def test_command_missing_file_creates_nothing(config, tmp_path):
     assert done.returncode == 1
     assert f"{missing} not found" in done.stderr
     assert not config.storage.data_dir.exists()
+
+
+@pytest.mark.parametrize("internal_digits, listed", [("0", False), ("2", True)])
+def test_import_extension_alone_matches_phones(serve, tmp_path, internal_digits, listed):
+    running = serve(dialplan={"internal_digits": internal_digits})
+    path = write_csv(tmp_path / "contacts.csv", [ADA, ("Bob", "Desk", "ext 42")])
+    out, err = io.StringIO(), io.StringIO()
+    status = run_import(running.appliance.store, running.appliance.config, path, out=out,
+                        err=err)
+    browse = running.get("/directory/browse?group=d").text
+    lookup = running.get("/lookup?number=42").text
+    assert status == 0
+    assert ("Imported 2 contacts" in out.getvalue()) is listed
+    assert ('"ext 42" is an extension with no number before it' in out.getvalue()) is not listed
+    assert ("Bob Desk" in browse) is listed
+    assert ("<Telephone>42</Telephone>" in browse) is listed
+    assert (lookup == "Bob Desk") is listed

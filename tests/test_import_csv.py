@@ -260,6 +260,16 @@ SKIPPED_ROWS = [
     ({"Organization Name": "Acme", "Phone 1 - Value": "ask reception"},
      'line 2: no phone number ("Acme", "ask reception" has no digits)'),
     ({"Phone 1 - Value": "none"}, 'line 2: no phone number ("none" has no digits)'),
+    ({"First Name": "Bob", "Phone 1 - Value": "ext 42"},
+     'line 2: no phone number ("Bob", "ext 42" is an extension with no number before it: '
+     "set [dialplan] internal_digits to 2 or more to dial it as an internal extension, "
+     "then import again)"),
+    ({"First Name": "Bob", "Phone 1 - Value": "ext 1234567890"},
+     'line 2: no phone number ("Bob", "ext 1234567890" is an extension with no number '
+     "before it, longer than the 8 digits [dialplan] internal_digits allows)"),
+    ({"First Name": "Bob", "Phone 1 - Value": "1" * 40},
+     f'line 2: no phone number ("Bob", "{"1" * 40}" has more digits than a phone dials '
+     "(32 at most))"),
 ]
 
 
@@ -267,6 +277,14 @@ SKIPPED_ROWS = [
 def test_csv_row_skipped_with_reason(tmp_path, config, cells, expected):
     result = read_bytes(tmp_path, config, current_csv(cells))
     assert [str(entry) for entry in result.skipped] == [expected]
+
+
+def test_csv_extension_alone_kept_when_internal(tmp_path, make_config):
+    config = make_config(dialplan={"internal_digits": "4"})
+    cells = {"First Name": "Bob", "Phone 1 - Value": "ext 42", "Phone 2 - Value": "x 12345"}
+    result = read_bytes(tmp_path, config, current_csv(cells))
+    assert [number.raw for number in only_contact(result).numbers] == ["ext 42"]
+    assert result.skipped == []
 
 
 def test_csv_row_with_extra_cells_skipped(tmp_path, config):

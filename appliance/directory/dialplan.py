@@ -25,6 +25,8 @@ from appliance.directory.numbers import (
 # or "*97" is dialled without them.
 _SEPARATORS = re.compile(r"[\s\-./()\[\]]+")
 _INTERNAL = re.compile(r"[0-9*#]+")
+# Largest value of [dialplan] internal_digits.
+MAX_INTERNAL_DIGITS = 8
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,30 @@ class DialPlan:
                 return with_extension
         return main
 
+    def explain_undialable(self, raw: str) -> str:
+        """Say why ``dial_string`` gives None for a number with digits, and what to do."""
+        number, extension = split_extension(normalize_written(raw))
+        if extension is None or digits_of(number):
+            return f"has more digits than a phone dials ({TELEPHONE_MAX} at most)"
+        if len(extension) > MAX_INTERNAL_DIGITS:
+            return (f"is an extension with no number before it, longer than the "
+                    f"{MAX_INTERNAL_DIGITS} digits [dialplan] internal_digits allows")
+        return (f"is an extension with no number before it: set [dialplan] "
+                f"internal_digits to {len(extension)} or more to dial it as an internal "
+                "extension, then import again")
+
     def _internal(self, raw: str) -> str | None:
         """Return an internal number as written, or None for an outside number.
 
         Internal numbers are feature codes that start with * or # (such as *97 for
-        voicemail) and, when ``internal_digits`` is set, numbers that short.
+        voicemail) and, when ``internal_digits`` is set, numbers that short. An
+        extension written with no number before it ("ext 42") is internal too when
+        it is that short.
         """
         compact = _SEPARATORS.sub("", raw or "")
+        number, extension = split_extension(raw or "")
+        if extension is not None and not _SEPARATORS.sub("", number):
+            compact = extension
         if not _INTERNAL.fullmatch(compact) or len(compact) > TELEPHONE_MAX:
             return None
         if compact[0] in "*#":

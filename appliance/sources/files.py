@@ -20,6 +20,7 @@ from typing import BinaryIO, Iterable, TextIO
 
 from appliance.config import Config
 from appliance.context import run_id as run_id_context
+from appliance.directory.dialplan import DialPlan
 from appliance.directory.numbers import parse_number
 from appliance.errors import ImportFileError
 from appliance.events import Events
@@ -106,7 +107,7 @@ def _read(handle: BinaryIO, path: Path, config: Config, source: str) -> ImportRe
         reader = GoogleCsvReader(decode_lines(handle))
         entries = reader
         format_name = reader.layout.name
-    builder = _ContactBuilder(source, config.dialplan.home_country, path.name)
+    builder = _ContactBuilder(source, DialPlan.from_config(config), path.name)
     result = ImportResult(path=path, format_name=format_name)
     for entry in entries:
         if result.read >= MAX_ENTRIES:
@@ -135,9 +136,10 @@ def _is_vcard(handle: BinaryIO) -> bool:
 class _ContactBuilder:
     """Finish parsed entries: parse numbers, give source ids, decide what to skip."""
 
-    def __init__(self, source: str, home_country: str, file_name: str) -> None:
+    def __init__(self, source: str, dial_plan: DialPlan, file_name: str) -> None:
         self.source = source
-        self.home_country = home_country
+        self.dial_plan = dial_plan
+        self.home_country = dial_plan.home_country
         self.file_name = file_name
         self._id_counts: Counter[str] = Counter()
 
@@ -157,14 +159,21 @@ class _ContactBuilder:
         result.contacts.append(contact)
 
     def _parse_numbers(self, contact: Contact) -> list[str]:
-        """Fill the parsed forms, drop numbers with no digit and return their text."""
+        """Fill the parsed forms, drop numbers a phone cannot dial and say why.
+
+        The dial plan decides, so the contacts imported are those the phones list.
+        """
         kept, unusable = [], []
         has_primary = False
         for number in contact.numbers:
             if not any(character.isdigit() for character in number.raw):
-                unusable.append(number.raw)
+                unusable.append(f'"{number.raw}" has no digits')
                 continue
             number.e164, number.extension = parse_number(number.raw, self.home_country)
+            if self.dial_plan.dial_string(number.raw, number.e164, number.extension) is None:
+                reason = self.dial_plan.explain_undialable(number.raw)
+                unusable.append(f'"{number.raw}" {reason}')
+                continue
             # A contact has one primary number: the first one marked as such.
             number.is_primary = number.is_primary and not has_primary
             has_primary = has_primary or number.is_primary
@@ -199,7 +208,7 @@ def _skipped_for_no_number(location: str, contact: Contact, unusable: list[str])
     details = []
     if name:
         details.append(f'"{name}"')
-    details += [f'"{raw}" has no digits' for raw in unusable]
+    details += unusable
     return SkippedEntry(location, NO_NUMBER, f" ({', '.join(details)})")
 
 
