@@ -127,13 +127,24 @@ def cmd_hash_password(args: argparse.Namespace, config: Config | None) -> int:
 
     from appliance.web.admin_auth import MIN_PASSWORD_LENGTH, hash_password
 
-    if args.stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("New admin password: ")
-        if getpass.getpass("Same password again: ") != password:
-            print("error: the two passwords differ; nothing was made.", file=sys.stderr)
-            return EXIT_FAILED
+    try:
+        if args.stdin:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            password = line.rstrip("\r\n")
+        else:
+            password = getpass.getpass("New admin password: ")
+            if getpass.getpass("Same password again: ") != password:
+                print("error: the two passwords differ; nothing was made.", file=sys.stderr)
+                return EXIT_FAILED
+    except EOFError:
+        # Ctrl-D leaves the cursor after the prompt, so the error starts a new line.
+        print("" if args.stdin else "\n", end="", file=sys.stderr)
+        print("error: standard input ended before a password was entered; nothing was "
+              "made. Run hash-password on a terminal, or pipe the password in with "
+              "--stdin.", file=sys.stderr)
+        return EXIT_CONFIG
     if len(password) < MIN_PASSWORD_LENGTH:
         print(f"error: the password has {len(password)} characters; use at least "
               f"{MIN_PASSWORD_LENGTH}.", file=sys.stderr)

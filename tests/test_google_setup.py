@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -232,3 +235,14 @@ def test_cli_hash_password_rejects_short(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli.main(["hash-password", "--stdin"]) == 1
     assert "at least 8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [[], ["--stdin"]])
+def test_cli_hash_password_end_of_input(options):
+    result = subprocess.run(
+        [sys.executable, "-m", "appliance", "hash-password", *options], input="",
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error: standard input ended before a password was entered" in result.stderr
+    assert result.stdout == ""
