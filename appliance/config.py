@@ -436,7 +436,7 @@ SETTINGS: tuple[Setting, ...] = (
             "for reading in a terminal. The files are always JSON."),
     Setting("logging", "console", "yes", boolean, "",
             "Write log lines to standard output, where systemd's journal keeps them."),
-    Setting("logging", "dir", "./logs", folder, "",
+    Setting("logging", "dir", "./logs", path, "",
             "Folder for app.log, errors.log and access.log; created if missing. Empty: "
             "no log files, console only."),
     Setting("logging", "when", "midnight",

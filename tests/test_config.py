@@ -202,7 +202,6 @@ def test_config_not_utf8_names_offset(tmp_path, body, offset, line):
 @pytest.mark.parametrize("section, key, value", [
     ("storage", "data_dir", "occupied"),
     ("storage", "data_dir", "occupied/data"),
-    ("logging", "dir", "occupied/logs"),
 ])
 def test_folder_setting_on_file_rejected(tmp_path, monkeypatch, section, key, value):
     monkeypatch.chdir(tmp_path)
