@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import ipaddress
+import math
 import os
 import re
 import textwrap
@@ -54,7 +55,7 @@ def integer(minimum: int | None = None, maximum: int | None = None, example: int
 def number(minimum: float = 0.0, example: float = 1.5) -> Converter:
     def parse(text: str) -> float:
         value = float(text.strip())
-        if value != value or value < minimum:  # NaN or below the minimum
+        if not math.isfinite(value) or value < minimum:  # nan, inf or below the minimum
             raise ValueError(text)
         return value
 
@@ -223,6 +224,36 @@ def _parse_list(value: str) -> tuple[str, ...]:
 
 string_list = Converter(_parse_list, "a comma-separated list, such as Staff, Suppliers")
 
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+
+
+def _parse_email_list(value: str) -> tuple[str, ...]:
+    addresses = _parse_list(value)
+    for address in addresses:
+        if not _EMAIL.fullmatch(address):
+            raise Rejected(value, f'"{address}" is not an email address. Expected '
+                                  f"{email_list.expected}")
+    return addresses
+
+
+email_list = Converter(
+    _parse_email_list, "a comma-separated list of email addresses, such as "
+                       "it@example.com, ops@example.com")
+
+
+def _parse_region(value: str) -> str:
+    import phonenumbers  # imported here: loading its metadata takes a moment
+
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(value)
+    return region
+
+
+region = Converter(
+    _parse_region, "a two-letter ISO 3166 country code that libphonenumber knows, such "
+                   "as US, DE or GB")
+
 
 def _parse_ip_address(value: str) -> str:
     value = value.strip()
@@ -286,7 +317,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Labels to offer when label_menus is yes, compared without regard to case. "
             "Empty: every label that has a contact with a number."),
     # [dialplan]
-    Setting("dialplan", "home_country", "US", text(r"[A-Za-z]{2}", "a two-letter ISO country code, such as US or DE"), "",
+    Setting("dialplan", "home_country", "US", region, "",
             "Country the PBX is in; numbers written without a country code are read as numbers of "
             "this country, and numbers of this country are dialled in national form."),
     Setting("dialplan", "outside_line_prefix", "", text(r"[0-9*#]*", "digits, * or #, such as 9"), "",
@@ -478,7 +509,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Password for smtp_user.", secret=True),
     Setting("notify", "email_from", "", text(r"[^@\s]+@[^@\s]+", "an email address, such as phonebook@example.com"), "",
             "Sender address of notification email."),
-    Setting("notify", "email_to", "", string_list, "",
+    Setting("notify", "email_to", "", email_list, "",
             "Comma-separated addresses that receive notification email."),
     Setting("notify", "timeout_seconds", "10", integer(1, 300, 10), "seconds",
             "Longest wait for the webhook or the mail server before a send counts as "
@@ -688,7 +719,74 @@ def _validate(parser: configparser.ConfigParser, path: Path | None,
         raw[where] = text_value
     config = Config(values, path, raw)
     config._explicit = frozenset(explicit)
+    _check_across_keys(config)
     return config
+
+
+# ---------------------------------------------------------------------------
+# Rules that involve more than one key, checked after every value converted.
+# Each takes one section's values and returns the problem with its fix, or None.
+
+
+def _freshness_order(health: Section) -> str | None:
+    warn, fail = health.freshness_warn_minutes, health.freshness_fail_minutes
+    if fail > warn:
+        return None
+    return (f"freshness_fail_minutes ({fail}) must be more than freshness_warn_minutes "
+            f"({warn}). Raise freshness_fail_minutes or lower freshness_warn_minutes")
+
+
+def _disk_order(health: Section) -> str | None:
+    warn, fail = health.disk_warn_free_mib, health.disk_fail_free_mib
+    if fail < warn or warn == 0:
+        return None
+    return (f"disk_fail_free_mib ({fail}) must be less than disk_warn_free_mib ({warn}). "
+            "Lower disk_fail_free_mib or raise disk_warn_free_mib")
+
+
+def _daily_rotation_interval(logging: Section) -> str | None:
+    if logging.interval == 1 or not (logging.when == "midnight" or logging.when.startswith("w")):
+        return None
+    return (f"interval ({logging.interval}) must be 1 when = {logging.when}, because that "
+            "rotation happens once per day or week. Use when = d with an interval for a "
+            "rotation every few days")
+
+
+def _log_folder_size(logging: Section) -> str | None:
+    if logging.max_total_mib >= 3 * logging.max_file_mib:
+        return None
+    return (f"max_total_mib ({logging.max_total_mib}) must be at least three times "
+            f"max_file_mib ({logging.max_file_mib}), because app.log, errors.log and "
+            "access.log may each reach max_file_mib")
+
+
+_EMAIL_KEYS = ("smtp_host", "email_from", "email_to")
+
+
+def _email_complete(notify: Section) -> str | None:
+    given = [key for key in _EMAIL_KEYS if notify[key]]
+    if not given or len(given) == len(_EMAIL_KEYS):
+        return None
+    missing = ", ".join(key for key in _EMAIL_KEYS if key not in given)
+    return (f"{', '.join(given)} set but {missing} missing. Set all of smtp_host, "
+            "email_from and email_to, or none of them")
+
+
+CROSS_KEY_RULES: tuple[tuple[str, Callable[[Section], str | None]], ...] = (
+    ("health", _freshness_order),
+    ("health", _disk_order),
+    ("logging", _daily_rotation_interval),
+    ("logging", _log_folder_size),
+    ("notify", _email_complete),
+)
+
+
+def _check_across_keys(config: Config) -> None:
+    for section, rule in CROSS_KEY_RULES:
+        problem = rule(getattr(config, section))
+        if problem is not None:
+            raise ConfigError(f"Invalid settings in [{section}] of {config.source}: "
+                              f"{problem}.")
 
 
 def iter_sections() -> Iterable[tuple[str, list[Setting]]]:

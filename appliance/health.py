@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from appliance import __version__
-from appliance.errors import ConfigError
 from appliance.logs import LogStatus, log_status
 
 if TYPE_CHECKING:
@@ -159,24 +158,10 @@ class HealthChecker:
         self.fail_age_s = config.health.freshness_fail_minutes * 60
         self.disk_warn_bytes = config.health.disk_warn_free_mib * MIB
         self.disk_fail_bytes = config.health.disk_fail_free_mib * MIB
-        self._check_thresholds()
         self.integrity: Check | None = None
         self._lock = threading.Lock()
         self._cached: HealthReport | None = None
         self._cached_at = float("-inf")
-
-    def _check_thresholds(self) -> None:
-        source = self.config.source
-        if self.fail_age_s <= self.warn_age_s:
-            raise ConfigError(
-                f"Invalid freshness thresholds in [health] of {source}: "
-                f"freshness_fail_minutes ({self.fail_age_s // 60}) must be more than "
-                f"freshness_warn_minutes ({self.warn_age_s // 60}); raise the fail value.")
-        if self.disk_fail_bytes >= self.disk_warn_bytes and self.disk_warn_bytes:
-            raise ConfigError(
-                f"Invalid disk thresholds in [health] of {source}: disk_fail_free_mib "
-                f"({self.disk_fail_bytes // MIB}) must be less than disk_warn_free_mib "
-                f"({self.disk_warn_bytes // MIB}); lower the fail value.")
 
     # -- running --------------------------------------------------------------
 

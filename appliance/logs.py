@@ -30,7 +30,6 @@ from pythonjsonlogger.json import JsonFormatter
 
 from appliance import context
 from appliance.config import Config
-from appliance.errors import ConfigError
 from appliance.logfiles import FILE_RETRY_INTERVAL_S, LogDirectory, RotatingLogFile, WriteState
 from appliance.redaction import RedactionFilter, register_config_secrets
 
@@ -256,12 +255,9 @@ def setup_logging(config: Config, *, files: bool = True, console_stream: TextIO 
     beside a server that owns them, and two processes rotating one file lose
     lines. ``console_stream`` defaults to standard output and ``console_format``
     (json or text) to ``[logging] format``.
-
-    Raises ConfigError for a rotation setting the handler cannot honour.
     """
     global _active
     settings = config.logging
-    _check_settings(config)
     register_config_secrets(config)
     level = logging.getLevelName(settings.level.upper())
     decorate = [ContextFilter(), RedactionFilter()]
@@ -310,22 +306,6 @@ def _limit_queue_warnings(setup: LoggingSetup) -> None:
     queue_filter = RepeatLimitFilter(QUEUE_WARNING_INTERVAL_S)
     logging.getLogger(WAITRESS_QUEUE_LOGGER).addFilter(queue_filter)
     setup.logger_filters.append((WAITRESS_QUEUE_LOGGER, queue_filter))
-
-
-def _check_settings(config: Config) -> None:
-    settings = config.logging
-    where = f"[logging] of {config.source}"
-    if settings.when == "midnight" or settings.when.startswith("w"):
-        if settings.interval != 1:
-            raise ConfigError(
-                f"Invalid value \"{settings.interval}\" for interval in {where}: rotation "
-                f"'{settings.when}' happens once per day or week, so interval must be 1. "
-                "Use when = d with an interval for a rotation every few days.")
-    if settings.max_total_mib < 3 * settings.max_file_mib:
-        raise ConfigError(
-            f"Invalid value \"{settings.max_total_mib}\" for max_total_mib in {where}: it "
-            f"must be at least three times max_file_mib ({settings.max_file_mib}), because "
-            "app.log, errors.log and access.log may each reach max_file_mib.")
 
 
 def _file_handlers(config: Config, level: int, console: logging.Handler | None,

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import requests
 
 from appliance.config import Config
-from appliance.errors import ConfigError, StoreError
+from appliance.errors import StoreError
 from appliance.events import Events
 from appliance.redaction import redact_text
 
@@ -177,21 +177,15 @@ class NotificationError(Exception):
 
 
 def build_channels(config: Config) -> list[Channel]:
-    """Return the channels ``[notify]`` configures; raise ConfigError for half of one."""
+    """Return the channels ``[notify]`` configures.
+
+    Loading the config already rejected email settings that are only partly set.
+    """
     settings = config.notify
     channels: list[Channel] = []
     if settings.webhook_url:
         channels.append(WebhookChannel(settings.webhook_url, settings.timeout_seconds))
-    email_keys = {"smtp_host": settings.smtp_host, "email_from": settings.email_from,
-                  "email_to": settings.email_to}
-    given = [key for key, value in email_keys.items() if value]
-    if given and len(given) < len(email_keys):
-        missing = ", ".join(key for key in email_keys if key not in given)
-        raise ConfigError(
-            f"Incomplete email settings in [notify] of {config.source}: {', '.join(given)} "
-            f"set but {missing} missing. Set all of smtp_host, email_from and email_to, "
-            "or none of them.")
-    if given:
+    if settings.smtp_host:
         channels.append(EmailChannel(config))
     return channels
 

@@ -22,6 +22,7 @@ from appliance.directory.labels import LABEL_ID_CHARS
 from appliance.errors import ConfigError
 from appliance.tokens import TOKEN_BYTES
 from appliance.web.phone import MAX_PAGE_DIGITS
+from conftest import write_ini
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,3 +246,63 @@ def test_max_link_path_matches_code():
     assert LABEL_ID_CHARS <= 12
     assert MAX_PAGE_DIGITS == 6
     assert config_module.URL_MAX == cisco_text.URL_MAX
+
+
+@pytest.mark.parametrize("body, fragments", [
+    ("[google]\nrequest_timeout_seconds = inf\n", ['"inf"', "request_timeout_seconds"]),
+    ("[google]\nrequest_timeout_seconds = nan\n", ['"nan"', "request_timeout_seconds"]),
+    ("[phones]\nrate_limit_per_second = infinity\n", ['"infinity"', "rate_limit_per_second"]),
+    ("[notify]\nemail_to = not an email\n",
+     ["email_to in [notify]", '"not an email" is not an email address']),
+    ("[notify]\nemail_to = it@example.com, ops\n", ['"ops" is not an email address']),
+    ("[dialplan]\nhome_country = XX\n", ['"XX"', "home_country", "libphonenumber knows"]),
+])
+def test_config_value_rejected(tmp_path, body, fragments):
+    path = tmp_path / "config.ini"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("section, values, fragments", [
+    ("health", {"freshness_warn_minutes": "2000"},
+     ["freshness_fail_minutes (1440) must be more than freshness_warn_minutes (2000)"]),
+    ("health", {"freshness_warn_minutes": "60", "freshness_fail_minutes": "60"},
+     ["freshness_fail_minutes (60)", "freshness_warn_minutes (60)"]),
+    ("health", {"disk_warn_free_mib": "50"},
+     ["disk_fail_free_mib (100) must be less than disk_warn_free_mib (50)"]),
+    ("logging", {"when": "midnight", "interval": "2"}, ["interval (2) must be 1 when = midnight"]),
+    ("logging", {"max_file_mib": "500"},
+     ["max_total_mib (500) must be at least three times max_file_mib (500)"]),
+    ("notify", {"smtp_host": "mail.example.com"},
+     ["smtp_host set but email_from, email_to missing"]),
+])
+def test_config_cross_key_rule_names_keys(tmp_path, section, values, fragments):
+    path = write_ini(tmp_path / "config.ini", {section: values})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"Invalid settings in [{section}] of {path}" in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize("section, values", [
+    ("health", {"freshness_warn_minutes": "60", "freshness_fail_minutes": "61"}),
+    ("health", {"disk_warn_free_mib": "0", "disk_fail_free_mib": "0"}),
+    ("logging", {"when": "d", "interval": "3"}),
+    ("notify", {"smtp_host": "mail.example.com", "email_from": "pb@example.com",
+                "email_to": "it@example.com, ops@example.com"}),
+    ("dialplan", {"home_country": "de"}),
+])
+def test_config_cross_key_rule_accepts(tmp_path, section, values):
+    load_config(write_ini(tmp_path / "config.ini", {section: values}))
+
+
+def test_cli_check_config_applies_cross_key_rules(tmp_path):
+    path = write_ini(tmp_path / "config.ini", {"health": {"freshness_warn_minutes": "2000"}})
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert "freshness_warn_minutes" in result.stderr
