@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Callable, TextIO
 
 from appliance.config import Config
 from appliance.sources.google import auth
-from appliance.sources.google.runs import KEEP_RUNS, recent_runs
-from appliance.sources.google.sync import ContactChange, GoogleSync, SyncResult, stored_labels
+from appliance.sources.google.client import Stopped
+from appliance.sources.google.runs import INTERRUPTED_ERROR, KEEP_RUNS, recent_runs
+from appliance.sources.google.sync import (
+    ContactChange,
+    GoogleSync,
+    SyncResult,
+    is_sync_lock_held,
+    stored_labels,
+)
 from appliance.store import Store
 
 EXIT_OK = 0
@@ -122,13 +131,49 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     store = Store.open(config.storage.data_dir)
     progress = ProgressBar(sys.stderr)
     try:
-        result = GoogleSync(config, store, Events()).run(full=args.full, dry_run=args.dry_run,
-                                                        progress=progress)
+        sync = GoogleSync(config, store, Events())
+        with StopOnSignal(sync):
+            result = sync.run(full=args.full, dry_run=args.dry_run, progress=progress)
     finally:
         progress.finish()
         store.close()
     write_report(result, sys.stdout)
     return EXIT_OK if result.outcome == "ok" else EXIT_FAILED
+
+
+class StopOnSignal:
+    """Stop the sync running in the main thread on SIGTERM or SIGINT (Ctrl-C).
+
+    The handler raises Stopped where the sync is, even inside a blocking call to
+    Google, so the sync records its run as failed and releases its lock instead of
+    leaving it "running". A second signal gets the handler that was there before,
+    so it ends the process at once.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, sync: GoogleSync) -> None:
+        self.sync = sync
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopOnSignal":
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._restore()
+        self.sync.stop_event.set()
+        raise Stopped(f"The sync was stopped by {signal.Signals(signum).name} before it "
+                      "finished.")
 
 
 def write_report(result: SyncResult, out: TextIO) -> None:
@@ -198,6 +243,13 @@ def write_status(config: Config, store: Store, run_count: int, out: TextIO) -> N
     if not runs:
         out.write("\nNo sync has run yet.\n")
         return
+    # A run still "running" while no process holds the sync lock was killed. The
+    # next sync marks it interrupted in the store, and status shows it so already.
+    if any(run.outcome == "running" for run in runs) and not is_sync_lock_held(
+            Path(config.storage.data_dir)):
+        for run in runs:
+            if run.outcome == "running":
+                run.outcome, run.error = "interrupted", INTERRUPTED_ERROR
     out.write(f"\n{'started':<20} {'kind':<12} {'outcome':<12} {'took':>7}  "
               f"{'added':>6} {'changed':>7} {'removed':>7}  error\n")
     for run in runs:

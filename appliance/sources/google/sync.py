@@ -505,6 +505,15 @@ def _set_state(store: Store, connection: sqlite3.Connection, key: str,
     store.set_state(key, value, connection=connection)
 
 
+def is_sync_lock_held(data_dir: Path) -> bool:
+    """Tell whether a sync, in this process or another, holds the sync lock now."""
+    try:
+        with _file_lock(data_dir / LOCK_NAME):
+            return False
+    except SyncBusy:
+        return True
+
+
 class _file_lock:
     """Hold an exclusive lock on a file, so two processes never sync at once."""
 
