@@ -40,8 +40,30 @@ _QUERY_NAMES = (r"access_token|refresh_token|id_token|client_secret|code|authori
 _PAIR_NAMES = (r"access_token|refresh_token|id_token|client_secret|password|passwd"
                r"|private_key|api_key|sync_token|authorization_code|assertion|secret|token")
 
+_PROSE_SEPARATOR = re.compile(r":[ \t]+")
+_PROSE_WORD = re.compile(r"[a-z]{1,12}")
+_NEXT_WORD = re.compile(r"[ \t]+[a-z]")
+
+
+def _mask_pair_value(match: re.Match[str]) -> str:
+    """Mask the value of ``name: value`` unless it reads as prose ("token: run").
+
+    A value is left only when it is unquoted after a colon and a space, is one
+    short lowercase word, and another word follows, as in the hint "it holds a
+    password hash or token: run chmod 640 …". Tokens and generated passwords have
+    digits, capitals or symbols, and the values of secret settings are masked
+    wherever they appear anyway.
+    """
+    prefix, name, value = match.group(1, 2, 3)
+    separator = prefix[len(name):]
+    if (_PROSE_SEPARATOR.fullmatch(separator) and _PROSE_WORD.fullmatch(value)
+            and _NEXT_WORD.match(match.string, match.end())):
+        return match.group(0)
+    return prefix + MASK
+
+
 # (pattern, replacement) pairs, applied in order. Each keeps the name and masks the value.
-_TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+_TEXT_RULES: tuple[tuple[re.Pattern[str], Any], ...] = (
     # PEM private keys, also when their newlines are escaped inside JSON.
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
                 re.DOTALL), MASK),
@@ -55,8 +77,9 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # name=value in URL queries and form bodies.
     (re.compile(rf"(?i)((?:^|[?&;\s,(\"'])(?:{_QUERY_NAMES})=)[^&\s\"'#;,)]+"), r"\1" + MASK),
     # name: value and name=value in JSON, reprs and prose, for unambiguous names.
-    (re.compile(rf"(?i)(\b(?:{_PAIR_NAMES})[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])[^\s\"',}}&;]+"),
-     r"\1" + MASK),
+    (re.compile(rf"(?i)((\b(?:{_PAIR_NAMES})[\"']?)\s*[:=]\s*[\"']?)(?!\[REDACTED\])"
+                rf"([^\s\"',}}&;]+)"),
+     _mask_pair_value),
     # "code": "…" in JSON and reprs (bare "code:" in prose is usually a status code).
     (re.compile(r"""((["'])code\2\s*:\s*(["']))[^"']+"""), r"\1" + MASK),
     # Passwords in URLs: scheme://user:password@host.

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from appliance import context
-from appliance.config import SETTINGS
+from appliance.config import SETTINGS, load_config
 from appliance.errors import ConfigError
+from appliance.filemodes import warn_if_config_readable
 from appliance.logfiles import parse_rotated_name
 from appliance.logs import log_status, setup_logging
 from appliance.redaction import MASK, redact_text, register_secret
@@ -240,6 +241,11 @@ def test_setup_rejects_inconsistent_settings(logging_setup, logging_settings, na
     ("assertion=eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJzYUBleGFtcGxlIn0.c2lnbmF0dXJlMDEy",
      "eyJpc3MiOiJzYUBleGFtcGxlIn0"),
     ("https://hooks.slack.com/services/T0000/B0000/abcdefFAKE", "abcdefFAKE"),
+    ("password: letmein", "letmein"),
+    ("password: hunter2 was rejected", "hunter2"),
+    ("token: Run chmod", "Run"),
+    ("token:run chmod", "run"),
+    ("password: 'run' chmod", "run"),
 ])
 def test_redact_text_masks_secret(text, secret):
     redacted = redact_text(text)
@@ -254,9 +260,22 @@ def test_redact_text_masks_secret(text, secret):
     "google authorisation lost",
     "Cisco-CP-8845-3PCC/11.3.7",
     "http://192.168.1.10:8080/directory",
+    "it holds a password hash or token: run chmod 640 demo/config.ini",
+    "password: required for the admin pages",
 ])
 def test_redact_text_keeps_plain_text(text):
     assert redact_text(text) == text
+
+
+def test_redaction_keeps_config_mode_hint(logging_setup, tmp_path):
+    setup = logging_setup()
+    ini = tmp_path / "shared.ini"
+    ini.write_text("[notify]\nsmtp_password = Plain-Words-9911\n", encoding="utf-8")
+    ini.chmod(0o644)
+    warn_if_config_readable(load_config(ini))
+    console = setup.console_text.getvalue()
+    assert f"token: run chmod 640 {ini}" in console
+    assert "Plain-Words-9911" not in console
 
 
 def test_redaction_covers_every_field(logging_setup, tmp_path):
