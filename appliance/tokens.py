@@ -18,6 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 
 from appliance.errors import StoreError
@@ -60,6 +61,13 @@ def _clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:
         raise ValueError("A token needs a name, such as the phone's SEP name or its desk.")
+    # Whitespace such as a newline became one space above; any other control or
+    # format character (ESC starts a terminal escape sequence) would reach the
+    # terminal of whoever lists the tokens.
+    controls = sorted({f"U+{ord(c):04X}" for c in cleaned if _is_control(c)})
+    if controls:
+        raise ValueError(f"Token name contains control characters ({', '.join(controls)}): "
+                         "use letters, digits, spaces and punctuation only.")
     if len(cleaned) > NAME_MAX_CHARS:
         raise ValueError(
             f"Token name is {len(cleaned)} characters long: use at most {NAME_MAX_CHARS}.")
@@ -69,6 +77,18 @@ def _clean_name(name: str) -> str:
 def _unknown_id(token_id: int) -> LookupError:
     return LookupError(f"No phone token has ID {token_id}: list them with "
                        "'python -m appliance token list'.")
+
+
+def _is_control(character: str) -> bool:
+    return unicodedata.category(character) in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+def _printable(text: str) -> str:
+    """Return ``text`` with control characters written as escapes, such as \\x1b."""
+    if not any(_is_control(character) for character in text):
+        return text
+    return "".join(character.encode("unicode_escape").decode("ascii")
+                   if _is_control(character) else character for character in text)
 
 
 class PhoneTokens:
@@ -255,7 +275,7 @@ def render_token_table(tokens: list[PhoneToken]) -> str:
         return "No phone tokens yet: make one with 'python -m appliance token create NAME'.\n"
     rows = [("ID", "NAME", "CREATED", "LAST USED", "USES", "LAST CLIENT", "STATUS")]
     for token in tokens:
-        rows.append((str(token.id), token.name, _format_time(token.created_at),
+        rows.append((str(token.id), _printable(token.name), _format_time(token.created_at),
                      _format_time(token.last_used_at), str(token.uses),
                      token.last_client or "-", "revoked" if token.is_revoked else "live"))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -285,6 +305,7 @@ def run_token_command(action: str, tokens: PhoneTokens, out, err, *, name: str =
     except LookupError as error:
         err.write(f"error: {error}\n")
         return 1
-    out.write(f'Token {record.id} "{record.name}" revoked: phones that use it get 403 '
-              "from their next request.\n")
+    name = _printable(record.name)  # made before names were checked, it may hold any text
+    out.write(f'Token {record.id} "{name}" revoked: phones that use it get 403 from their '
+              "next request.\n")
     return 0

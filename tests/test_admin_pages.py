@@ -176,6 +176,14 @@ def test_token_empty_name_explained(admin_site):
     assert "needs a name" in response.text
 
 
+def test_token_control_characters_rejected(admin_site):
+    running = admin_site()
+    response = post(running, "/admin/tokens", "/admin/tokens", name="evil\nname\x1b[31m")
+    assert response.status_code == 400
+    assert "control characters" in response.text
+    assert running.appliance.tokens.list() == []
+
+
 def test_token_actions_logged_with_client(admin_site, caplog):
     running = admin_site()
     with caplog.at_level(logging.INFO, logger="appliance.tokens"):

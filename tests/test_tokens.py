@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from appliance.store import Store
-from appliance.tokens import PhoneTokens, TokenUseRecorder, hash_token
+from appliance.tokens import (
+    PhoneTokens,
+    TokenUseRecorder,
+    hash_token,
+    render_token_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,10 +50,27 @@ def test_create_makes_url_safe_tokens(store):
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", text) for text in texts)
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 65])
+@pytest.mark.parametrize("name", ["", "   ", "x" * 65, "evil\nname\x1b[31m", "Desk\x0012",
+                                  "Desk\u200b12", "Desk\x7f"])
 def test_create_rejects_bad_name(store, name):
     with pytest.raises(ValueError):
         PhoneTokens(store).create(name)
+
+
+@pytest.mark.parametrize("name, stored", [
+    ("Desk\t12\n", "Desk 12"),
+    ("R\u00e9ception 7841", "R\u00e9ception 7841"),
+    ("Lager (Halle 2) \u2013 Tor #3", "Lager (Halle 2) \u2013 Tor #3"),
+])
+def test_create_keeps_printable_name(store, name, stored):
+    record, _ = PhoneTokens(store).create(name)
+    assert record.name == stored
+
+
+def test_create_control_name_message(store):
+    with pytest.raises(ValueError) as caught:
+        PhoneTokens(store).create("evil\nname\x1b[31m")
+    assert "control characters (U+001B)" in str(caught.value)
 
 
 @pytest.mark.parametrize("given, reason", [
@@ -187,3 +209,21 @@ def test_token_command_revoke_unknown_fails(config_file):
 def test_token_command_empty_list_explains(config_file):
     result = run_cli("token", "list", config=config_file)
     assert "token create" in result.stdout
+
+
+def test_token_command_rejects_escape_in_name(config_file):
+    result = run_cli("token", "create", "evil\nname\x1b[31m", config=config_file)
+    listed = run_cli("token", "list", config=config_file)
+    assert result.returncode == 1
+    assert "control characters" in result.stderr
+    assert "\x1b" not in result.stdout + result.stderr + listed.stdout
+    assert "evil" not in listed.stdout
+
+
+def test_token_list_escapes_stored_control(store):
+    with store.write() as connection:
+        connection.execute("INSERT INTO phone_tokens (name, token_hash, created_at) "
+                           "VALUES (?, ?, ?)", ("old\x1b[31mname", "digest", 1.0))
+    table = render_token_table(PhoneTokens(store).list())
+    assert "\x1b" not in table
+    assert "old\\x1b[31mname" in table
