@@ -422,8 +422,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "max_request_body_bytes", "1048576", integer(1024, 1 << 30, 1048576), "bytes",
             "Largest request body accepted; a larger one gets 413. Phones send no body and "
             "the admin forms are small."),
-    Setting("server", "max_request_header_bytes", "16384", integer(1024, 1 << 20, 16384), "bytes",
-            "Largest request line and headers accepted together; larger requests get 431."),
+    Setting("server", "max_request_header_bytes", "16384", integer(2048, 1 << 20, 16384), "bytes",
+            "Largest request line and headers accepted together; larger requests get 431 "
+            "from waitress, without a request ID. A phone's largest request (a "
+            "256-character link, its Cisco headers and four 255-byte cookies) takes under "
+            "2048 bytes."),
     Setting("server", "connection_limit", "500", integer(10, 10_000, 500), "connections",
             "Open connections served at once; further clients wait until one closes. Keep "
             "it well above the number of phones, because stalled clients also hold one."),

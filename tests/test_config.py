@@ -256,6 +256,8 @@ def test_max_link_path_matches_code():
      ["email_to in [notify]", '"not an email" is not an email address']),
     ("[notify]\nemail_to = it@example.com, ops\n", ['"ops" is not an email address']),
     ("[dialplan]\nhome_country = XX\n", ['"XX"', "home_country", "libphonenumber knows"]),
+    ("[server]\nmax_request_header_bytes = 1024\n",
+     ['"1024"', "max_request_header_bytes", "from 2048"]),
 ])
 def test_config_value_rejected(tmp_path, body, fragments):
     path = tmp_path / "config.ini"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
@@ -404,6 +405,31 @@ def test_longest_base_url_keeps_links_whole(start, schema):
     assert walk.problems == []
     assert searched
     assert all(f'"{keypad_text}"' in text for text in searched)
+
+
+def test_largest_phone_request_within_header_limit(start):
+    running = start(server={"max_request_header_bytes": "2048"})
+    target = "/directory/search/name?q=" + "a" * (256 - 25)
+    cookies = "; ".join(f"c{i}=" + "v" * 252 for i in range(4))  # 255 bytes each
+    head = (
+        f"GET {target} HTTP/1.1\r\n"
+        f"Host: 192.168.100.200:{running.server.port}\r\n"
+        "User-Agent: Allegro-Software-WebClient/4.34\r\n"
+        "Accept: x-CiscoIPPhone/*;version=3.0, text/*, image/png, */*\r\n"
+        "Accept-Language: en-US\r\n"
+        "Accept-Charset: iso-8859-1, utf-8;q=0.8\r\n"
+        "x-CiscoIPPhoneModelName: CP-7970G\r\n"
+        "x-CiscoIPPhoneDisplay: 298, 168, 12, C\r\n"
+        "x-CiscoIPPhoneSDKVersion: 8.5.2\r\n"
+        f"Cookie: {cookies}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("ascii")
+    with socket.create_connection(("127.0.0.1", running.server.port), timeout=10) as sock:
+        sock.sendall(head)
+        status_line = sock.makefile("rb").readline()
+    assert len(target) == 256
+    assert len(head) < 2048
+    assert status_line.startswith(b"HTTP/1.1 200 ")
 
 
 def test_links_derived_base_keeps_port(running):
