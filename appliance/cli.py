@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=command_name(),
         description="Phonebook Appliance: company contacts served to Cisco IP phones.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    # Given before COMMAND. A separate dest, because argparse lets a subcommand's own
+    # --config default overwrite the value parsed here.
+    parser.add_argument("--config", dest="config_before_command", metavar="FILE", type=Path,
+                        help="ini file to read; also accepted after COMMAND")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the directory to phones")
@@ -104,6 +108,38 @@ def build_parser() -> argparse.ArgumentParser:
                          help="functions to list in each table (default 25)")
     profile.set_defaults(handler=cmd_profile)
     return parser
+
+
+def render_command_table(parser: argparse.ArgumentParser | None = None) -> str:
+    """Render the README's command table from the parser: one row per command.
+
+    A command with actions of its own (``token``) gets a row per action. A row
+    shows the positional arguments in capitals, such as ``import PATH``.
+    """
+    rows = ["| command | what it does |", "|---|---|"]
+    for words, help_text in _command_rows(parser or build_parser(), []):
+        cell = help_text.replace("|", "\\|")
+        rows.append(f"| `{' '.join(words)}` | {cell} |")
+    return "\n".join(rows) + "\n"
+
+
+def _command_rows(parser: argparse.ArgumentParser,
+                  prefix: list[str]) -> list[tuple[list[str], str]]:
+    rows = []
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, command in action.choices.items():
+            words = prefix + [name]
+            nested = _command_rows(command, words)
+            if nested:
+                rows += nested
+                continue
+            arguments = [item.metavar or item.dest.upper() for item in command._actions
+                         if not item.option_strings and item.nargs != 0]
+            rows.append((words + arguments, helps[name]))
+    return rows
 
 
 def version_text() -> str:
@@ -282,6 +318,15 @@ def _setup_logging(args: argparse.Namespace, config: Config) -> LoggingSetup:
                          console_format="text" if sys.stderr.isatty() else None)
 
 
+def _config_option(args: argparse.Namespace) -> Path | None:
+    """Return the --config file, given before or after the subcommand."""
+    before, after = args.config_before_command, getattr(args, "config", None)
+    if before is not None and after is not None and before != after:
+        raise ConfigError(f"--config is given twice, as {before} and as {after}: give it "
+                          "once, before or after the command.")
+    return after if after is not None else before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -296,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not getattr(args, "needs_config", True):
             return handler(args, None)
-        args.config_choice = find_config(getattr(args, "config", None))
+        args.config_choice = find_config(_config_option(args))
         config = load_config(args.config_choice.path)
         logging_setup = _setup_logging(args, config)
         use_private_umask()
