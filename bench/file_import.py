@@ -1,10 +1,10 @@
 """Import benchmark: 25,000 contacts from a Google Contacts CSV and from a vCard file.
 
 Writes the same generated contacts (one to three numbers each, names with
-accents) as a CSV in the current Google layout and as vCard 3.0, then runs
-``python -m appliance import`` on each, into an empty store and again over the
-contacts it just imported (nothing changes), as an admin's weekly re-import
-does. For each it prints the command's wall time, Python's start-up and imports
+accents) as a CSV in the current Google layout and as vCard 3.0. Then it runs
+``python -m appliance import`` on each file twice: into an empty store, and again
+over the contacts it just imported (nothing changes), as an admin's weekly
+re-import does. For each it prints the command's wall time, Python's start-up and imports
 included, and its peak resident memory from the kernel (``wait4`` ru_maxrss).
 
     .venv/bin/python -m bench.file_import                 # 25,000 contacts, 3 runs
