@@ -106,12 +106,30 @@ def test_contact_name_table(person, name_format, expected):
         (["work", "mobile"], ["work", "mobile"]),
         (["mobile", "mobile"], ["mobile", "mobile 2"]),
         (["", ""], ["", "2"]),
-        (["Mobile", "mobile", "MOBILE"], ["Mobile", "mobile 2", "MOBILE 3"]),
+        (["Mobile", "mobile", "MOBILE"], ["mobile", "mobile 2", "mobile 3"]),
         ([" home  fax "], ["home fax"]),
+        (["Work", "Work"], ["work", "work 2"]),
+        (["Work Fax", "Mobile"], ["work fax", "mobile"]),
+        (["Boat", "boat"], ["Boat", "boat 2"]),
     ],
 )
 def test_number_labels_table(labels, expected):
     assert number_labels(labels) == expected
+
+
+def test_entry_labels_same_across_sources():
+    google = Contact("google", "people/c1", given_name="Ada", family_name="Lovelace",
+                     numbers=[PhoneNumber("+1 212 555 0101", "Mobile", True),
+                              PhoneNumber("+1 212 555 0102", "Work"),
+                              PhoneNumber("+1 212 555 0103", "Work")])
+    imported = contact("1", "Grace", "Hopper", ("+1 212 555 0201", "mobile"),
+                       ("+1 212 555 0202", "work"), ("+1 212 555 0203", "work"))
+    entries = DirectoryIndex([google, imported], DialPlan()).entries
+    labels = {entry.contact.given_name: [] for entry in entries}
+    for entry in entries:
+        labels[entry.contact.given_name].append(entry.label)
+    assert labels["Ada"] == ["mobile", "work", "work 2"]
+    assert labels["Grace"] == labels["Ada"]
 
 
 @pytest.mark.parametrize(

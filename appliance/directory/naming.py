@@ -7,6 +7,7 @@ import re
 from anyascii import anyascii
 
 from appliance.model import Contact
+from appliance.sources.entries import normalize_type_label
 
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]+")
 _INNER_PUNCTUATION = re.compile(r"['\u2019.\-]")
@@ -133,11 +134,13 @@ def number_labels(labels: list[str]) -> list[str]:
 
     With two or more numbers, an unlabelled one is numbered too, so ``["", ""]``
     gives ``["", "2"]`` and the phone shows "Ada Lovelace" and "Ada Lovelace (2)".
+    Standard types are shown in lowercase whatever the source wrote, so Google's
+    "Mobile" and an imported "mobile" read the same.
     """
     seen: dict[str, int] = {}
     result = []
     for label in labels:
-        label = " ".join(label.split())
+        label = normalize_type_label(label)
         key = label.casefold()
         seen[key] = seen.get(key, 0) + 1
         if seen[key] == 1:
