@@ -86,10 +86,26 @@ def test_consent_denied_is_reported(oauth_config, fake_google):
     ("", "Nothing was pasted"),
     ("http://127.0.0.1:5000/?state=x", "no code= part"),
     ("http://127.0.0.1:5000/?error=access_denied&state=x", "access_denied"),
+    ("not a url", "neither an address nor an authorisation code"),
+    ("localhost:5000/callback", "neither an address nor an authorisation code"),
+    ("yes", "neither an address nor an authorisation code"),
 ])
 def test_parse_redirect_rejects_bad_input(pasted, message):
     with pytest.raises(SyncError, match=message):
         auth.parse_redirect(pasted)
+
+
+def test_parse_redirect_accepts_bare_code():
+    assert auth.parse_redirect(" 4/0AfJohXfakeAuthCode0123456789 ") == (
+        "4/0AfJohXfakeAuthCode0123456789", None)
+
+
+def test_consent_bad_paste_never_reaches_google(oauth_config, fake_google):
+    pending = auth.start_consent(oauth_config)
+    exchanges = len(fake_google.calls("token"))
+    with pytest.raises(SyncError, match="neither an address nor an authorisation code"):
+        auth.finish_consent(oauth_config, pending, "not a url")
+    assert len(fake_google.calls("token")) == exchanges
 
 
 def test_consent_logs_no_secrets(oauth_config, caplog):

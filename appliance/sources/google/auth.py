@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -287,6 +288,10 @@ def start_consent(config: Config) -> PendingConsent:
                           code_verifier=flow.code_verifier)
 
 
+# An authorisation code pasted on its own: at least 10 URL-safe characters, no spaces.
+_BARE_CODE = re.compile(r"[A-Za-z0-9/_.~-]{10,}")
+
+
 def parse_redirect(pasted: str) -> tuple[str, str | None]:
     """Return ``(code, state)`` from the pasted redirect address, or a bare code.
 
@@ -297,6 +302,11 @@ def parse_redirect(pasted: str) -> tuple[str, str | None]:
         raise SyncError("Nothing was pasted: paste the whole address from the browser's "
                         "address bar after consent, starting with http://127.0.0.1.")
     if "://" not in text and "code=" not in text:
+        if not _BARE_CODE.fullmatch(text):
+            raise SyncError(
+                "The pasted text is neither an address nor an authorisation code: paste "
+                "the whole address from the browser's address bar after consent, starting "
+                "with http://127.0.0.1 and containing code=.")
         return text, None  # a bare authorisation code
     query = urlsplit(text).query if "://" in text else text.lstrip("?")
     values = parse_qs(query)
