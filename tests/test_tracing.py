@@ -245,6 +245,17 @@ def test_unmatched_route_label(traced):
     assert line["status"] == 404
 
 
+def test_rate_limited_route_label(traced):
+    running = traced(phones={"rate_limit_per_second": "0.001", "rate_limit_burst": "3"})
+    # The server's readiness check took part of the burst already.
+    responses = [running.get("/directory/browse") for _ in range(4)]
+    response = responses[-1]
+    line = with_id(file_lines(running.log_dir, "access.log"), response.headers["X-Request-ID"])[0]
+    assert response.status_code == 429
+    assert line["route"] == "rate_limited"
+    assert line["status"] == 429
+
+
 @pytest.mark.parametrize("level, expected", [("info", []), ("debug", ["DEBUG"])])
 def test_metrics_scrape_logged_at_debug(traced, level, expected):
     running = traced(logging={"level": level})

@@ -37,6 +37,7 @@ import bottle
 from appliance.config import Config
 from appliance.tokens import PhoneTokens
 from appliance.web.errors import render_error, status_line
+from appliance.web.middleware import ENVIRON_ROUTE, RATE_LIMITED_ROUTE
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +290,7 @@ class AccessControl:
         wait_s = self.limiter.take(rate_limit_key(address))
         if wait_s > 0:
             self._denials.record("phone request refused", client, "rate limit")
+            environ[ENVIRON_ROUTE] = RATE_LIMITED_ROUTE
             retry_after = str(max(1, math.ceil(wait_s)))
             return self._refuse(environ, start_response, 429,
                                 "Too many requests. Wait a moment, then try again.",

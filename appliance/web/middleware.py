@@ -18,6 +18,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 UNMATCHED_ROUTE = "unmatched"
+# The route of a request refused by the rate limit before any route matched; code
+# in front of the routes sets it under ENVIRON_ROUTE.
+RATE_LIMITED_ROUTE = "rate_limited"
+ENVIRON_ROUTE = "appliance.route"
 
 
 def accept_request_id(incoming: str | None) -> str:
@@ -43,9 +47,12 @@ class RequestRecord:
 
 
 def route_pattern(environ: dict) -> str:
-    """Return the matched Bottle route rule, or ``unmatched``; never the raw path."""
+    """Return the matched Bottle route rule, a marker such as ``rate_limited`` set
+    under ENVIRON_ROUTE, or ``unmatched``; never the raw path."""
     route = environ.get("bottle.route")
-    return route.rule if route is not None else UNMATCHED_ROUTE
+    if route is not None:
+        return route.rule
+    return environ.get(ENVIRON_ROUTE, UNMATCHED_ROUTE)
 
 
 RequestHook = Callable[[RequestRecord], None]
