@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -117,6 +119,58 @@ def _answers(instance: RunningAppliance) -> bool:
     except requests.ConnectionError:
         return False
     return True
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def _is_loopback(host: object) -> bool:
+    if host is None or host == "":
+        return True
+    host = host.decode() if isinstance(host, bytes) else str(host)
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    # An unspecified address (0.0.0.0, ::) is this machine when bound or dialled.
+    return address.is_loopback or address.is_unspecified
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any test that resolves or connects to a host other than this machine.
+
+    Settings left at their defaults point at Google's real endpoints; a test that
+    forgets to aim the appliance at the fake Google fails here instead of sending
+    traffic off the box. Child processes are not covered.
+    """
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if not _is_loopback(host):
+            raise OSError(f"test network guard: lookup of {host!r} refused (loopback only)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def check(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            raise OSError(f"test network guard: connection to {address!r} refused "
+                          "(loopback only)")
+
+    def guarded_connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def guarded_connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
 
 
 @pytest.fixture(autouse=True)
