@@ -19,7 +19,7 @@ its maximum under load, and the time of single /metrics scrapes.
 
 Needs ``wrk`` (Debian package wrk); it installs nothing itself.
 
-    .venv/bin/python -m bench.serving                     # about 8 minutes
+    .venv/bin/python -m bench.serving                     # about 9 minutes
     .venv/bin/python -m bench.serving --contacts 1000 --seconds 5
 """
 
