@@ -1,4 +1,5 @@
-"""The Cisco XML writer against ElementTree's own indent and tostring."""
+"""The Cisco XML writer against ElementTree's indent and tostring and against
+rendering every entry as elements."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from appliance.cisco.objects import serialize
+from appliance.cisco.objects import (
+    ENTRY_CACHE_SIZE,
+    DirectoryEntry,
+    SoftKey,
+    _begin,
+    _entry_element,
+    render_directory,
+    serialize,
+)
+from appliance.cisco.text import ENTRY_NAME_MAX, dialable, fit_label
 
 
 def elementtree_bytes(root: ET.Element, charset: str) -> bytes:
@@ -59,3 +69,42 @@ def test_serialize_unencodable_text_raises():
     ET.SubElement(root, "Text").text = "\u0142"
     with pytest.raises(UnicodeEncodeError):
         serialize(root, "iso-8859-1")
+
+
+def directory_by_elements(title, entries, prompt, softkeys, charset, ascii_only):
+    """Render a directory with one element per value, as the renderer did before it
+    kept rendered entries."""
+    writer = _begin("CiscoIPPhoneDirectory", title, prompt, softkeys, charset, ascii_only)
+    for entry in entries:
+        element = ET.SubElement(writer.root, "DirectoryEntry")
+        name = fit_label(writer.spell(entry.name), writer.spell(entry.label),
+                         ENTRY_NAME_MAX, charset)
+        writer.add(element, "Name", name)
+        writer.add(element, "Telephone", dialable(entry.telephone))
+    return serialize(writer.root, charset)
+
+
+ENTRIES = [
+    DirectoryEntry("Ada Lovelace", "+442079460168", "Mobile"),
+    DirectoryEntry("Łukasz Nowak-Kowalski & Sons Ltd of Kraków", "9,,1234", "Work"),
+    DirectoryEntry("O'Brien \"Bob\" <Eng>", "*67#555", ""),
+    DirectoryEntry("", "5550100", "Home"),
+    DirectoryEntry("Søren\u200b Kierkegaard", "+45 33 12 34 56", "Sommerhus i Nordsjælland"),
+]
+
+
+@pytest.mark.parametrize("charset, ascii_only", [("utf-8", False), ("iso-8859-1", False),
+                                                 ("iso-8859-1", True)])
+@pytest.mark.parametrize("count", [0, 1, len(ENTRIES)])
+def test_render_directory_matches_element_rendering(charset, ascii_only, count):
+    softkeys = [SoftKey("Dial", "SoftKey:Dial", 1),
+                SoftKey("Next", "http://127.0.0.1:8080/directory/browse?group=s&page=2", 4)]
+    arguments = ("Browse: S", ENTRIES[:count], "5 found", softkeys, charset, ascii_only)
+    rendered = render_directory(arguments[0], arguments[1], prompt=arguments[2],
+                                softkeys=arguments[3], charset=charset,
+                                ascii_only=ascii_only)
+    assert rendered == directory_by_elements(*arguments)
+
+
+def test_render_directory_entry_cache_is_bounded():
+    assert _entry_element.cache_info().maxsize == ENTRY_CACHE_SIZE
