@@ -133,8 +133,10 @@ install_files() {
 }
 
 install_folders() {
-  install -d -m 0750 "$config_dir" "$state_dir" "$log_dir"
-  install -d -m 0700 "$state_dir/tmp"
+  # The config folder is readable by the service's group; data and logs hold
+  # contacts and request details, so only the service user may enter them.
+  install -d -m 0750 "$config_dir"
+  install -d -m 0700 "$state_dir" "$log_dir" "$state_dir/tmp"
 
   # The config is written once and then belongs to the admin; the example is
   # refreshed on every install so new settings show up there.

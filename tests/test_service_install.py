@@ -34,9 +34,9 @@ INSTALLED_MODES = [
     ("etc/phonebook-appliance", 0o750),
     ("etc/phonebook-appliance/config.ini", 0o640),
     ("etc/phonebook-appliance/config.example.ini", 0o644),
-    ("var/lib/phonebook-appliance", 0o750),
+    ("var/lib/phonebook-appliance", 0o700),
     ("var/lib/phonebook-appliance/tmp", 0o700),
-    ("var/log/phonebook-appliance", 0o750),
+    ("var/log/phonebook-appliance", 0o700),
 ]
 # What --uninstall removes, and what it keeps unless --purge is given.
 PROGRAM_FILES = [
