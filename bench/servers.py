@@ -12,8 +12,8 @@ access log) and the subscribers of the directory's search and page events.
 
 ``ceiling`` is a bare Bottle app on the same waitress server class and settings
 (threads, limits, timeouts) as the appliance, returning one fixed 3 KB
-CiscoIPPhoneDirectory page for every path. Nothing written in Python on waitress
-answers faster, so it is the ceiling our pages are compared with.
+CiscoIPPhoneDirectory page for every path. It does the least a Bottle app on
+waitress can do for a page, so it is the ceiling our pages are compared with.
 """
 
 from __future__ import annotations

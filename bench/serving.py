@@ -136,10 +136,10 @@ def write_wrk_script(path: Path, paths: list[str], headers: dict[str, str]) -> P
     return path
 
 
-def run_wrk(port: int, script: Path, seconds: float, connections: int,
+def run_wrk(port: int, script: Path, seconds: int, connections: int,
             server: ServerProcess | None = None) -> WrkResult:
     """Run wrk for ``seconds`` and return its figures; sample the server's RSS meanwhile."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
                "-s", str(script), f"http://127.0.0.1:{port}/"]
     peak = [0]
     stop = threading.Event()
@@ -191,7 +191,7 @@ def crawl_browse_pages(fetch: Callable[[str], tuple[int, bytes]], rng: random.Ra
 
     ``fetch`` returns the status and body of a path. Every menu is followed and
     every page's Next key too, until all pages are found or MAX_CRAWL_REQUESTS
-    is spent; a random ``count`` of the pages found is returned.
+    is spent. A random ``count`` of the pages found is returned.
     """
     queue, pages, seen = ["/directory/browse"], [], set()
     requests = 0
@@ -411,13 +411,19 @@ def parse_load_options(parser: argparse.ArgumentParser, argv: list[str] | None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_load_options(parser)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
+    # wrk takes whole seconds.
+    parser.add_argument("--seconds", type=int, default=10,
+                        help="measured seconds per run, a whole number (default 10)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="unmeasured seconds first, a whole number; 0 skips (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent clients")
     parser.add_argument("--idle-seconds", type=float, default=3.0,
                         help="seconds of idle before idle memory is read")
     parser.add_argument("--workdir", type=Path, help="keep data and logs here")
     args = parse_load_options(parser, argv)
+    if args.seconds < 1 or args.warmup < 0:
+        parser.error(f"invalid --seconds {args.seconds} or --warmup {args.warmup}: "
+                     "expected at least 1 and at least 0 whole seconds")
     if shutil.which("wrk") is None:
         print(WRK_MISSING, file=sys.stderr)
         return 2

@@ -6,9 +6,9 @@ with generated contacts, authorises a new data folder against it, and runs
 incremental sync that finds no change) as the admin would. For each it prints
 the command's wall time, the sync's own time as the command reports it (without
 Python's start-up and imports) and the command's peak resident memory from the
-kernel (``wait4`` ru_maxrss). The fake answers in the same process as this
-script, on the same cores, so its JSON work is inside the wall time, as Google's
-answer time would be.
+kernel (``wait4`` ru_maxrss). The fake runs in this script's process, on the
+same cores, so the time it takes to send each page is inside the wall time, as
+Google's would be.
 
     .venv/bin/python -m bench.sync                        # 25,000 contacts, 3 runs
     .venv/bin/python -m bench.sync --contacts 5000 --runs 1
