@@ -9,6 +9,7 @@ flushed, and the loop ends when nothing is left or ``grace_s`` has passed.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Callable
@@ -19,6 +20,13 @@ from waitress.server import create_server
 logger = logging.getLogger(__name__)
 
 LOOP_PASS_TIMEOUT_S = 0.2
+# How long CPython lets one thread keep the GIL while another waits for it; the
+# default is 5 ms. Waitress's event loop thread, which reads requests and hands
+# them to worker threads, waits behind workers that render pages. At 1 ms it gets
+# its turn sooner: with wrk's 16 connections on 25,000 contacts, p99 of browse
+# pages and number searches fell from 37-54 ms to 29-32 ms and throughput rose by
+# up to a fifth. 0.25 ms was slower than the default.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def adjustments_from_config(config) -> dict:
@@ -57,9 +65,15 @@ class Server:
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
-        """Serve until ``request_stop``; safe to call from the main thread only once."""
+        """Serve until ``request_stop``; safe to call from the main thread only once.
+
+        Sets the interpreter's GIL switch interval to GIL_SWITCH_INTERVAL_S while it
+        serves and restores the previous one when it returns.
+        """
         channels = self._server._map
         deadline = None
+        previous_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
             while channels:
                 if self._stop_requested.is_set():
@@ -76,6 +90,7 @@ class Server:
         finally:
             wasyncore.close_all(channels)
             self._server.task_dispatcher.shutdown(timeout=self.grace_s)
+            sys.setswitchinterval(previous_interval)
             self._stopped.set()
 
     def _is_busy(self) -> bool:
