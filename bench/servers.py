@@ -14,6 +14,8 @@ access log) and the subscribers of the directory's search and page events.
 (threads, limits, timeouts) as the appliance, returning one fixed 3 KB
 CiscoIPPhoneDirectory page for every path. It does the least a Bottle app on
 waitress can do for a page, so it is the ceiling our pages are compared with.
+Like ``serve``, the ceiling and the appliance with watching off log waitress's
+task queue warning at most once a minute.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def serve_ceiling(config_path: Path) -> int:
     from appliance.server import Server, adjustments_from_config
 
     config = load_config(config_path)
+    limit_queue_warnings()
     page = ceiling_page()
     app = bottle.Bottle()
 
@@ -80,6 +83,7 @@ def serve_appliance(config_path: Path, watching: bool) -> int:
     from appliance.server import Server, adjustments_from_config
 
     logging.getLogger().setLevel(logging.WARNING)
+    limit_queue_warnings()
     config = load_config(config_path)
     appliance = build_appliance(config)
     remove_watching(appliance)
@@ -93,6 +97,22 @@ def serve_appliance(config_path: Path, watching: bool) -> int:
     finally:
         appliance.stop()
     return 0
+
+
+def limit_queue_warnings() -> None:
+    """Log waitress's task queue warning once a minute, as ``serve`` does.
+
+    Without logging set up, Python writes each warning to standard error, and
+    waitress warns for about half of all requests under this load.
+    """
+    from appliance.logs import (
+        QUEUE_WARNING_INTERVAL_S,
+        WAITRESS_QUEUE_LOGGER,
+        RepeatLimitFilter,
+    )
+
+    logging.getLogger(WAITRESS_QUEUE_LOGGER).addFilter(
+        RepeatLimitFilter(QUEUE_WARNING_INTERVAL_S))
 
 
 def remove_watching(appliance) -> None:
