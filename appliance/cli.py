@@ -269,7 +269,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-# What to do when the listening socket cannot be opened, by errno.
+# Hints for a listening socket that cannot be opened, by errno.
 _LISTEN_HINTS = {
     errno.EADDRINUSE: "Another program uses this port: stop it, or set [server] port to a free one",
     errno.EACCES: "Ports below 1024 need extra privileges: set [server] port to 1024 or more, "
@@ -307,7 +307,7 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
 
 
 def _setup_logging(args: argparse.Namespace, config: Config) -> LoggingSetup:
-    """Log as [logging] says for ``serve``; other commands log to stderr only.
+    """Log as [logging] sets for ``serve``; other commands log to stderr only.
 
     Those run beside a server that owns the log files, and their standard output
     carries the command's own output. On a terminal their lines are text.

@@ -29,7 +29,7 @@ BUSY_TIMEOUT_MS = 10_000
 
 @dataclass
 class ChangeReport:
-    """What one bulk change did, by source id."""
+    """Source ids added, updated and deleted by one bulk change."""
 
     added: list[str]
     updated: list[str]
@@ -339,7 +339,7 @@ def insert_contacts(connection: sqlite3.Connection, contacts: Iterable[Contact])
 
 
 def _write_error(path: Path, error: sqlite3.Error) -> StoreError:
-    """Return a StoreError for a failed write that says what the admin can do."""
+    """Return a StoreError for a failed write, with the step the admin can take."""
     text = str(error)
     if "full" in text:
         hint = "The disk under [storage] data_dir is full: free some space."

@@ -33,7 +33,7 @@ def accept_request_id(incoming: str | None) -> str:
 
 @dataclass
 class RequestRecord:
-    """What the middleware learnt about one finished request."""
+    """Facts about one finished request, for the access log and metrics."""
 
     request_id: str
     method: str

@@ -116,7 +116,7 @@ EXIT = SoftKey("Exit", "SoftKey:Exit", 3)
 
 
 class PhoneRequest:
-    """What building one phone response needs: charset, links and timing."""
+    """Context for building one phone response: charset, links and timing."""
 
     def __init__(self, appliance: "Appliance") -> None:
         self.appliance = appliance

@@ -112,7 +112,7 @@ class ContactChange:
 
 @dataclass
 class SyncResult:
-    """What one run did; ``outcome`` is ok or error."""
+    """Result of one sync run; ``outcome`` is ok or error."""
 
     run_id: str
     kind: str
